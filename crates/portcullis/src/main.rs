@@ -1,0 +1,135 @@
+//! portcullis: the email security gateway's one binary. `serve` runs the daemon;
+//! `trace`, `queue` and `hash-password` are the administrator's tools. Every command
+//! reads the same configuration file (`--config FILE`, or the embedded defaults), so
+//! the tools find the same data folder and HTTP listener as the daemon.
+//!
+//! A configuration error exits with status 2 and one message naming the key and the
+//! line; any other failure exits with status 1.
+
+mod cli_queue;
+mod cli_trace;
+mod config;
+mod http_client;
+mod serve;
+mod tls;
+
+use clap::{Parser, Subcommand};
+use config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Email security gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArg {
+    /// The TOML configuration file (default: embedded defaults).
+    #[arg(long, short = 'c', value_name = "FILE", env = "PORTCULLIS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
+    },
+    /// Find messages: where is my mail?
+    Trace {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        query: cli_trace::TraceArgs,
+    },
+    /// Inspect and manage the delivery queue.
+    Queue {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: cli_queue::QueueAction,
+    },
+    /// Read a password on standard input and print its argon2 hash for `[[users]]`.
+    HashPassword {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (config_arg, json_logs) = match &cli.command {
+        Command::Serve { config, json_logs } => (config, *json_logs),
+        Command::Trace { config, .. }
+        | Command::Queue { config, .. }
+        | Command::HashPassword { config } => (config, false),
+    };
+    init_logs(json_logs, matches!(cli.command, Command::Serve { .. }));
+    let config = match Config::load(config_arg.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("portcullis: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { .. } => tokio_main(serve::run(config)),
+        Command::Trace { query, .. } => cli_trace::run(&config, &query),
+        Command::Queue { action, .. } => tokio_main(cli_queue::run(&config, action)),
+        Command::HashPassword { .. } => hash_password(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tokio_main<T: Into<ExitCode>>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(f).map(Into::into)
+}
+
+/// The daemon logs at info; the tools only say what went wrong.
+fn init_logs(json: bool, daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if daemon { "info" } else { "warn" };
+    let filter =
+        EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn hash_password() -> anyhow::Result<ExitCode> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}

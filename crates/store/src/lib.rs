@@ -1,0 +1,29 @@
+//! portcullis-store: what the gateway remembers. Today that is the message trace:
+//! one record per message (connection, envelope, headers of interest, status), one
+//! per recipient (status and the last reply) and the ordered events of its journey.
+//! SQLite is the embedded default; the schema is plain SQL so that a PostgreSQL
+//! backend for cluster mode can follow the same shape.
+//!
+//! Standards: none on the wire; times are Unix milliseconds, shown as RFC 3339.
+//!
+//! Security posture: every string stored may come from a hostile client (HELO
+//! names, addresses, subjects). Values are only ever bound as SQL parameters, never
+//! spliced into SQL; queries are bounded by a `limit`. Writes go through one writer
+//! thread in batches so a flood of events cannot exhaust connections, and a full
+//! queue of events applies back-pressure instead of growing without bound.
+
+mod schema;
+pub mod trace;
+
+pub use trace::{
+    Event, EventKind, MessageQuery, MessageStatus, MessageTrace, RecipientStatus, RecipientTrace,
+    Store, StoreError, TraceEvent,
+};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

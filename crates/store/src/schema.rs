@@ -1,0 +1,39 @@
+//! The SQL schema, applied at open. Each statement is idempotent.
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id          TEXT PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    client_ip   TEXT,
+    helo        TEXT,
+    tls         TEXT,
+    auth_user   TEXT,
+    mail_from   TEXT NOT NULL,
+    size        INTEGER,
+    message_id  TEXT,
+    subject     TEXT,
+    reason      TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_received ON messages(received_at);
+CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
+CREATE INDEX IF NOT EXISTS messages_from ON messages(mail_from);
+CREATE TABLE IF NOT EXISTS recipients (
+    message    TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    reply      TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (message, address)
+);
+CREATE INDEX IF NOT EXISTS recipients_address ON recipients(address);
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    message TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_message ON events(message);
+";

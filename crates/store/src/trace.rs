@@ -1,0 +1,704 @@
+//! The message trace: events in, "where is my mail" out.
+
+use crate::schema::SCHEMA;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the store folder {0}: {1}")]
+    Folder(String, std::io::Error),
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    #[error("stored value is not valid: {0}")]
+    Corrupt(String),
+}
+
+/// Where a message stands, as `portcullis trace` and the API show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    /// Accepted and waiting for its first delivery attempt.
+    Queued,
+    /// At least one recipient is waiting for a retry.
+    Deferred,
+    /// Every recipient was accepted by the next hop.
+    Delivered,
+    /// No recipient is pending and at least one failed (a DSN went to the sender).
+    Bounced,
+    /// Refused during the SMTP session; never accepted.
+    Rejected,
+    /// Removed from the queue by an administrator.
+    Deleted,
+}
+
+/// Where one recipient stands.
+pub type RecipientStatus = MessageStatus;
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Deferred => "deferred",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Bounced => "bounced",
+            MessageStatus::Rejected => "rejected",
+            MessageStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => MessageStatus::Queued,
+            "deferred" => MessageStatus::Deferred,
+            "delivered" => MessageStatus::Delivered,
+            "bounced" => MessageStatus::Bounced,
+            "rejected" => MessageStatus::Rejected,
+            "deleted" => MessageStatus::Deleted,
+            _ => return None,
+        })
+    }
+
+    fn is_pending(self) -> bool {
+        matches!(self, MessageStatus::Queued | MessageStatus::Deferred)
+    }
+
+    /// A message's status from its recipients' statuses.
+    pub fn of_recipients(statuses: &[MessageStatus]) -> MessageStatus {
+        use MessageStatus::*;
+        if statuses.is_empty() {
+            return Queued;
+        }
+        if statuses.iter().any(|s| s.is_pending()) {
+            return if statuses.contains(&Deferred) {
+                Deferred
+            } else {
+                Queued
+            };
+        }
+        if statuses.iter().all(|s| *s == Delivered) {
+            Delivered
+        } else if statuses.contains(&Bounced) {
+            Bounced
+        } else if statuses.contains(&Rejected) {
+            Rejected
+        } else if statuses.contains(&Deleted) && !statuses.contains(&Delivered) {
+            Deleted
+        } else {
+            Delivered
+        }
+    }
+}
+
+/// What happened. The variant name is the event's `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Accepted with a 250 and stored in the queue.
+    Received {
+        client_ip: String,
+        helo: Option<String>,
+        /// e.g. `TLSv1.3 TLS13_AES_256_GCM_SHA384`
+        tls: Option<String>,
+        auth_user: Option<String>,
+        mail_from: String,
+        recipients: Vec<String>,
+        size: u64,
+        message_id: Option<String>,
+        subject: Option<String>,
+        reply: String,
+    },
+    /// Refused in the session.
+    Rejected {
+        client_ip: String,
+        helo: Option<String>,
+        tls: Option<String>,
+        auth_user: Option<String>,
+        mail_from: String,
+        recipients: Vec<String>,
+        reply: String,
+    },
+    /// One delivery attempt for some recipients, with the next hop's answer.
+    Attempt {
+        recipients: Vec<String>,
+        host: String,
+        tls: Option<String>,
+        reply: String,
+        outcome: RecipientStatus,
+    },
+    /// Given up after the maximum queue age.
+    Expired {
+        recipients: Vec<String>,
+        reason: String,
+    },
+    /// A delivery status notification was queued for the sender.
+    DsnQueued {
+        dsn_id: String,
+        recipients: Vec<String>,
+    },
+    /// An administrator asked for an immediate retry.
+    RetryRequested,
+    /// An administrator removed the message from the queue.
+    Deleted { recipients: Vec<String> },
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Received { .. } => "received",
+            EventKind::Rejected { .. } => "rejected",
+            EventKind::Attempt { .. } => "attempt",
+            EventKind::Expired { .. } => "expired",
+            EventKind::DsnQueued { .. } => "dsn_queued",
+            EventKind::RetryRequested => "retry_requested",
+            EventKind::Deleted { .. } => "deleted",
+        }
+    }
+}
+
+/// One event for one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    pub message: String,
+    pub at: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// An event as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at: i64,
+    pub at_rfc3339: String,
+    #[serde(flatten)]
+    pub kind: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientTrace {
+    pub address: String,
+    pub status: RecipientStatus,
+    pub reply: Option<String>,
+}
+
+/// One message's journey.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageTrace {
+    pub id: String,
+    pub received_at: i64,
+    pub received: String,
+    pub updated_at: i64,
+    pub status: MessageStatus,
+    pub client_ip: Option<String>,
+    pub helo: Option<String>,
+    pub tls: Option<String>,
+    pub auth_user: Option<String>,
+    pub mail_from: String,
+    pub size: Option<i64>,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    /// For rejected messages: the reply the client got.
+    pub reason: Option<String>,
+    pub recipients: Vec<RecipientTrace>,
+    pub events: Vec<Event>,
+}
+
+/// Filters for [`Store::query`]. Empty filters match everything.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub id: Option<String>,
+    /// With or without angle brackets.
+    pub message_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub since_ms: Option<i64>,
+    pub status: Option<MessageStatus>,
+    pub limit: usize,
+    pub with_events: bool,
+}
+
+enum Command {
+    Event(Box<TraceEvent>),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// The store. Cheap to clone; writes are batched on a writer thread.
+#[derive(Clone)]
+pub struct Store {
+    writer: SyncSender<Command>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // The trace is a record, not the queue: losing the last few events in a power
+    // cut is acceptable; the spool holds the mail itself with full fsync.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store at `path`.
+    pub fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Folder(dir.display().to_string(), e))?;
+        }
+        let writer_conn = open_connection(path)?;
+        writer_conn.execute_batch(SCHEMA)?;
+        let reader = open_connection(path)?;
+        let (tx, rx) = sync_channel(100_000);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx))
+            .map_err(|e| StoreError::Folder("writer thread".into(), e))?;
+        Ok(Store {
+            writer: tx,
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// Records an event. Never fails the caller: the mail path must not stop
+    /// because the trace is slow; a full buffer waits, a dead writer is logged.
+    pub fn record(&self, message: &str, kind: EventKind) {
+        let event = TraceEvent {
+            message: message.to_string(),
+            at: crate::now_ms(),
+            kind,
+        };
+        match self.writer.try_send(Command::Event(Box::new(event))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(cmd)) => {
+                if self.writer.send(cmd).is_err() {
+                    tracing::error!("trace writer has stopped; event lost");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("trace writer has stopped; event lost")
+            }
+        }
+    }
+
+    /// Waits until every event recorded so far is written.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.writer
+            .send(Command::Flush(tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.recv().map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Finds messages, newest first.
+    pub fn query(&self, q: &MessageQuery) -> Result<Vec<MessageTrace>, StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
+        let mut sql = String::from(
+            "SELECT id, received_at, updated_at, status, client_ip, helo, tls, auth_user, \
+             mail_from, size, message_id, subject, reason FROM messages m WHERE 1=1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(id) = &q.id {
+            sql.push_str(" AND id = ?");
+            args.push(id.clone().into());
+        }
+        if let Some(mid) = &q.message_id {
+            let bare = mid.trim().trim_start_matches('<').trim_end_matches('>');
+            sql.push_str(" AND message_id = ?");
+            args.push(bare.to_string().into());
+        }
+        if let Some(from) = &q.from {
+            sql.push_str(" AND mail_from = ? COLLATE NOCASE");
+            args.push(from.trim_matches(['<', '>']).to_string().into());
+        }
+        if let Some(to) = &q.to {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM recipients r WHERE r.message = m.id AND r.address = ? COLLATE NOCASE)",
+            );
+            args.push(to.trim_matches(['<', '>']).to_string().into());
+        }
+        if let Some(since) = q.since_ms {
+            sql.push_str(" AND received_at >= ?");
+            args.push(since.into());
+        }
+        if let Some(status) = q.status {
+            sql.push_str(" AND status = ?");
+            args.push(status.as_str().to_string().into());
+        }
+        sql.push_str(" ORDER BY received_at DESC, id DESC LIMIT ?");
+        let limit = if q.limit == 0 {
+            100
+        } else {
+            q.limit.min(10_000)
+        };
+        args.push((limit as i64).into());
+
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
+            let status: String = row.get(3)?;
+            Ok(MessageTrace {
+                id: row.get(0)?,
+                received_at: row.get(1)?,
+                received: rfc3339(row.get(1)?),
+                updated_at: row.get(2)?,
+                status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Queued),
+                client_ip: row.get(4)?,
+                helo: row.get(5)?,
+                tls: row.get(6)?,
+                auth_user: row.get(7)?,
+                mail_from: row.get(8)?,
+                size: row.get(9)?,
+                message_id: row.get(10)?,
+                subject: row.get(11)?,
+                reason: row.get(12)?,
+                recipients: Vec::new(),
+                events: Vec::new(),
+            })
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?);
+        }
+        drop(stmt);
+        for m in &mut out {
+            let mut stmt = conn.prepare_cached(
+                "SELECT address, status, reply FROM recipients WHERE message = ? ORDER BY rowid",
+            )?;
+            let rcpts = stmt.query_map([&m.id], |row| {
+                let status: String = row.get(1)?;
+                Ok(RecipientTrace {
+                    address: row.get(0)?,
+                    status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Queued),
+                    reply: row.get(2)?,
+                })
+            })?;
+            for r in rcpts {
+                m.recipients.push(r?);
+            }
+            if q.with_events {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT at, detail FROM events WHERE message = ? ORDER BY seq",
+                )?;
+                let events = stmt.query_map([&m.id], |row| {
+                    let at: i64 = row.get(0)?;
+                    let detail: String = row.get(1)?;
+                    Ok((at, detail))
+                })?;
+                for e in events {
+                    let (at, detail) = e?;
+                    let kind = serde_json::from_str(&detail)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    m.events.push(Event {
+                        at,
+                        at_rfc3339: rfc3339(at),
+                        kind,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts messages per status, for metrics.
+    pub fn status_counts(&self) -> Result<Vec<(MessageStatus, i64)>, StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
+        let mut stmt =
+            conn.prepare_cached("SELECT status, count(*) FROM messages GROUP BY status")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (s, n) = r?;
+            if let Some(s) = MessageStatus::parse(&s) {
+                out.push((s, n));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: Receiver<Command>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 1000 {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let mut flushes = Vec::new();
+        let result = (|| -> Result<(), StoreError> {
+            let tx = conn.transaction()?;
+            for cmd in batch {
+                match cmd {
+                    Command::Event(e) => apply(&tx, &e)?,
+                    Command::Flush(done) => flushes.push(done),
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "writing trace events failed");
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreError> {
+    let detail = serde_json::to_string(&e.kind).map_err(|x| StoreError::Corrupt(x.to_string()))?;
+    tx.prepare_cached("INSERT INTO events (message, at, kind, detail) VALUES (?, ?, ?, ?)")?
+        .execute(params![e.message, e.at, e.kind.name(), detail])?;
+    match &e.kind {
+        EventKind::Received {
+            client_ip,
+            helo,
+            tls,
+            auth_user,
+            mail_from,
+            recipients,
+            size,
+            message_id,
+            subject,
+            ..
+        } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO messages (id, received_at, updated_at, status, client_ip, helo, tls, \
+                 auth_user, mail_from, size, message_id, subject) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                e.message,
+                e.at,
+                e.at,
+                client_ip,
+                helo,
+                tls,
+                auth_user,
+                mail_from,
+                *size as i64,
+                message_id
+                    .as_deref()
+                    .map(|m| m.trim().trim_start_matches('<').trim_end_matches('>')),
+                subject
+            ])?;
+            for r in recipients {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO recipients (message, address, status, updated_at) VALUES (?, ?, 'queued', ?)",
+                )?
+                .execute(params![e.message, r, e.at])?;
+            }
+        }
+        EventKind::Rejected {
+            client_ip,
+            helo,
+            tls,
+            auth_user,
+            mail_from,
+            recipients,
+            reply,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO messages (id, received_at, updated_at, status, client_ip, helo, tls, \
+                 auth_user, mail_from, reason) VALUES (?, ?, ?, 'rejected', ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![e.message, e.at, e.at, client_ip, helo, tls, auth_user, mail_from, reply])?;
+            for r in recipients {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO recipients (message, address, status, reply, updated_at) VALUES (?, ?, 'rejected', ?, ?)",
+                )?
+                .execute(params![e.message, r, reply, e.at])?;
+            }
+        }
+        EventKind::Attempt {
+            recipients,
+            reply,
+            outcome,
+            ..
+        } => set_recipients(tx, &e.message, recipients, *outcome, Some(reply), e.at)?,
+        EventKind::Expired { recipients, reason } => set_recipients(
+            tx,
+            &e.message,
+            recipients,
+            MessageStatus::Bounced,
+            Some(reason),
+            e.at,
+        )?,
+        EventKind::Deleted { recipients } => set_recipients(
+            tx,
+            &e.message,
+            recipients,
+            MessageStatus::Deleted,
+            Some(&"deleted by an administrator".to_string()),
+            e.at,
+        )?,
+        EventKind::DsnQueued { .. } | EventKind::RetryRequested => {}
+    }
+    Ok(())
+}
+
+fn set_recipients(
+    tx: &rusqlite::Transaction<'_>,
+    message: &str,
+    recipients: &[String],
+    status: RecipientStatus,
+    reply: Option<&String>,
+    at: i64,
+) -> Result<(), StoreError> {
+    for r in recipients {
+        tx.prepare_cached(
+            "UPDATE recipients SET status = ?, reply = coalesce(?, reply), updated_at = ? WHERE message = ? AND address = ?",
+        )?
+        .execute(params![status.as_str(), reply, at, message, r])?;
+    }
+    let statuses: Vec<MessageStatus> = {
+        let mut stmt = tx.prepare_cached("SELECT status FROM recipients WHERE message = ?")?;
+        let rows = stmt.query_map([message], |row| row.get::<_, String>(0))?;
+        let mut v = Vec::new();
+        for r in rows {
+            if let Some(s) = MessageStatus::parse(&r?) {
+                v.push(s);
+            }
+        }
+        v
+    };
+    let current: Option<String> = tx
+        .prepare_cached("SELECT status FROM messages WHERE id = ?")?
+        .query_row([message], |row| row.get(0))
+        .optional()?;
+    if current.is_some() {
+        tx.prepare_cached("UPDATE messages SET status = ?, updated_at = ? WHERE id = ?")?
+            .execute(params![
+                MessageStatus::of_recipients(&statuses).as_str(),
+                at,
+                message
+            ])?;
+    }
+    Ok(())
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(rcpts: &[&str]) -> EventKind {
+        EventKind::Received {
+            client_ip: "192.0.2.1".into(),
+            helo: Some("client.test".into()),
+            tls: None,
+            auth_user: None,
+            mail_from: "a@sender.test".into(),
+            recipients: rcpts.iter().map(|s| s.to_string()).collect(),
+            size: 100,
+            message_id: Some("<abc@sender.test>".into()),
+            subject: Some("hello".into()),
+            reply: "250 2.0.0 queued".into(),
+        }
+    }
+
+    #[test]
+    fn status_follows_recipients() {
+        let dir = std::env::temp_dir().join(format!("pc-store-{}", std::process::id()));
+        let store = Store::open_sqlite(&dir.join("trace.db")).unwrap();
+        store.record("Q1", received(&["x@r.test", "y@r.test"]));
+        store.record(
+            "Q1",
+            EventKind::Attempt {
+                recipients: vec!["x@r.test".into()],
+                host: "mx[127.0.0.1]:25".into(),
+                tls: None,
+                reply: "250 2.0.0 ok".into(),
+                outcome: MessageStatus::Delivered,
+            },
+        );
+        store.record(
+            "Q1",
+            EventKind::Attempt {
+                recipients: vec!["y@r.test".into()],
+                host: "mx[127.0.0.1]:25".into(),
+                tls: None,
+                reply: "451 4.3.0 try later".into(),
+                outcome: MessageStatus::Deferred,
+            },
+        );
+        store.flush().unwrap();
+        let q = MessageQuery {
+            message_id: Some("abc@sender.test".into()),
+            with_events: true,
+            ..Default::default()
+        };
+        let found = store.query(&q).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].status, MessageStatus::Deferred);
+        assert_eq!(found[0].events.len(), 3);
+
+        store.record(
+            "Q1",
+            EventKind::Attempt {
+                recipients: vec!["y@r.test".into()],
+                host: "mx[127.0.0.1]:25".into(),
+                tls: None,
+                reply: "250 ok".into(),
+                outcome: MessageStatus::Delivered,
+            },
+        );
+        store.flush().unwrap();
+        let found = store
+            .query(&MessageQuery {
+                message_id: Some("<abc@sender.test>".into()),
+                to: Some("Y@r.test".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(found[0].status, MessageStatus::Delivered);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn rfc3339_formats_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

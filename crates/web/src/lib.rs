@@ -1,0 +1,307 @@
+//! portcullis-web: the HTTP listener. Today: `GET /healthz`, `GET /metrics`
+//! (Prometheus text format), the trace API (`GET /api/messages`,
+//! `GET /api/messages/{id}`) and queue management (`GET /api/queue`,
+//! `GET /api/queue/{id}`, `POST /api/queue/{id}/retry`, `POST /api/queue/retry`,
+//! `DELETE /api/queue/{id}`).
+//!
+//! Standards: RFC 9110 (HTTP semantics), RFC 8259 (JSON), the Prometheus text
+//! exposition format 0.0.4.
+//!
+//! Security posture: query parameters are hostile: they are parsed into typed
+//! filters, bounded (`limit` at most 10,000) and only ever bound as SQL parameters
+//! by the store. Until API tokens exist, the API and queue management answer only
+//! clients on loopback (403 otherwise); `/healthz` and `/metrics` are open as
+//! monitoring expects. No endpoint returns message bodies.
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis_queue::Queue;
+use portcullis_store::{MessageQuery, MessageStatus, Store};
+use prometheus::{Encoder, IntGauge, TextEncoder};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+struct App {
+    store: Store,
+    queue: Queue,
+}
+
+/// Builds the router.
+pub fn router(store: Store, queue: Queue) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/messages", get(messages))
+        .route("/api/messages/{id}", get(message))
+        .route("/api/queue", get(queue_list))
+        .route("/api/queue/retry", post(queue_retry_all))
+        .route("/api/queue/{id}", get(queue_show).delete(queue_delete))
+        .route("/api/queue/{id}/retry", post(queue_retry))
+        .with_state(App { store, queue })
+}
+
+/// Serves HTTP until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    queue: Queue,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(store, queue).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    })
+    .await
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// The refusal for a client that is not local, if it is not.
+fn refuse_remote(peer: &SocketAddr) -> Option<Response> {
+    if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() {
+        None
+    } else {
+        Some(error(
+            StatusCode::FORBIDDEN,
+            "the API answers only local clients until API tokens are configured",
+        ))
+    }
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    let stats = app.queue.stats();
+    Json(serde_json::json!({
+        "status": "ok",
+        "queue": { "messages": stats.messages, "oldest_age_seconds": stats.oldest_age_seconds },
+    }))
+    .into_response()
+}
+
+fn gauges() -> &'static (IntGauge, prometheus::Gauge) {
+    static G: OnceLock<(IntGauge, prometheus::Gauge)> = OnceLock::new();
+    G.get_or_init(|| {
+        let size =
+            prometheus::register_int_gauge!("portcullis_queue_messages", "Messages in the queue")
+                .expect("metric registers once");
+        let age = prometheus::register_gauge!(
+            "portcullis_queue_oldest_age_seconds",
+            "Age of the oldest message in the queue"
+        )
+        .expect("metric registers once");
+        (size, age)
+    })
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let stats = app.queue.stats();
+    let (size, age) = gauges();
+    size.set(stats.messages as i64);
+    age.set(stats.oldest_age_seconds);
+    let mut out = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut out) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Query parameters of `GET /api/messages`.
+#[derive(Debug, Deserialize)]
+struct MessagesParams {
+    id: Option<String>,
+    message_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// A duration back from now: `30m`, `2h`, `7d`.
+    since: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+    events: Option<bool>,
+}
+
+/// Parses `90s`, `30m`, `2h`, `7d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        "w" => n.checked_mul(7 * 86_400)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+async fn messages(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    Query(p): Query<MessagesParams>,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    let since_ms = match p.since.as_deref().map(parse_duration) {
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "since: use a duration such as 30m, 2h or 7d",
+            )
+        }
+        Some(Some(d)) => Some(portcullis_store::now_ms() - d.as_millis() as i64),
+        None => None,
+    };
+    let status = match p.status.as_deref().map(MessageStatus::parse) {
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "status: one of queued, deferred, delivered, bounced, rejected, deleted",
+            )
+        }
+        Some(s) => s,
+        None => None,
+    };
+    let q = MessageQuery {
+        id: p.id,
+        message_id: p.message_id,
+        from: p.from,
+        to: p.to,
+        since_ms,
+        status,
+        limit: p.limit.unwrap_or(100).min(10_000),
+        with_events: p.events.unwrap_or(true),
+    };
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || store.query(&q)).await {
+        Ok(Ok(found)) => Json(serde_json::json!({ "messages": found })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn message(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    let store = app.store.clone();
+    let q = MessageQuery {
+        id: Some(id),
+        limit: 1,
+        with_events: true,
+        ..Default::default()
+    };
+    match tokio::task::spawn_blocking(move || store.query(&q)).await {
+        Ok(Ok(mut found)) if !found.is_empty() => Json(found.remove(0)).into_response(),
+        Ok(Ok(_)) => error(StatusCode::NOT_FOUND, "no such message"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn queue_list(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    let queue = app.queue.clone();
+    match tokio::task::spawn_blocking(move || queue.list()).await {
+        Ok(items) => Json(serde_json::json!({ "messages": items })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn queue_show(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    match app.queue.item(&id) {
+        Ok(item) => Json(item).into_response(),
+        Err(_) => error(StatusCode::NOT_FOUND, "no such message in the queue"),
+    }
+}
+
+async fn queue_retry(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    match app.queue.retry(Some(&id)) {
+        0 => error(StatusCode::NOT_FOUND, "no such message in the queue"),
+        n => Json(serde_json::json!({ "rescheduled": n })).into_response(),
+    }
+}
+
+async fn queue_retry_all(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    Json(serde_json::json!({ "rescheduled": app.queue.retry(None) })).into_response()
+}
+
+async fn queue_delete(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    match app.queue.delete(&id) {
+        Ok(()) => Json(serde_json::json!({ "deleted": id })).into_response(),
+        Err(portcullis_queue::Error::NotFound(_)) => {
+            error(StatusCode::NOT_FOUND, "no such message in the queue")
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("90"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("30m"),
+            Some(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(
+            parse_duration("2d"),
+            Some(std::time::Duration::from_secs(172_800))
+        );
+        assert_eq!(parse_duration("2x"), None);
+        assert_eq!(parse_duration("m"), None);
+    }
+}

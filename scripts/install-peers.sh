@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the test peers from Debian's packages if any is missing:
+#   swaks        an SMTP client with every knob (TLS, AUTH, pipelining, raw data)
+#   postfix      a real MTA as relay and smtp-source / smtp-sink for load and sinks
+#   dnsmasq-base a local DNS server for MX lookups
+set -euo pipefail
+
+need=()
+command -v swaks >/dev/null || need+=(swaks)
+{ command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ]; } || need+=(postfix)
+{ command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ]; } || need+=(dnsmasq-base)
+command -v openssl >/dev/null || need+=(openssl)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "== installing test peers: ${need[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root or sudo to install ${need[*]}" >&2; exit 1; }
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix must not start a system instance on port 25 of the test machine.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections 2>/dev/null || true
+$SUDO apt-get update -qq || { echo "apt-get update failed: cannot install ${need[*]}" >&2; exit 1; }
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+    || { echo "apt-get install ${need[*]} failed" >&2; exit 1; }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, unit and end-to-end tests.
+# Installs the real peers the end-to-end tests talk to (swaks, Postfix with
+# smtp-source/smtp-sink, dnsmasq) when they are missing. A missing peer is a
+# failure, never a skipped test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+scripts/install-peers.sh
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
