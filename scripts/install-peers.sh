@@ -3,6 +3,7 @@
 #   swaks        an SMTP client with every knob (TLS, AUTH, pipelining, raw data)
 #   postfix      a real MTA as relay and smtp-source / smtp-sink for load and sinks
 #   dnsmasq-base a local DNS server for MX lookups
+#   libnet-ssleay-perl  TLS for swaks
 set -euo pipefail
 
 need=()
@@ -10,6 +11,9 @@ command -v swaks >/dev/null || need+=(swaks)
 { command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ]; } || need+=(postfix)
 { command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ]; } || need+=(dnsmasq-base)
 command -v openssl >/dev/null || need+=(openssl)
+# swaks speaks TLS through Net::SSLeay, a recommended (not required) package.
+perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
+perl -MIO::Socket::INET6 -e1 2>/dev/null || need+=(libio-socket-inet6-perl)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "== installing test peers: ${need[*]}"

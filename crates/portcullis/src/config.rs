@@ -163,6 +163,8 @@ pub struct QueueSection {
     /// TLS when delivering: `opportunistic`, `required` or `disabled`.
     pub delivery_tls: DeliveryTls,
     pub connect_timeout: ConfigDuration,
+    /// The port MX hosts are reached on (as Postfix's `smtp_tcp_port`).
+    pub mx_port: u16,
 }
 
 impl Default for QueueSection {
@@ -175,6 +177,7 @@ impl Default for QueueSection {
             per_destination: 20,
             delivery_tls: DeliveryTls::Opportunistic,
             connect_timeout: ConfigDuration(Duration::from_secs(30)),
+            mx_port: 25,
         }
     }
 }

@@ -53,6 +53,7 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
             },
             router,
             dns,
+            mx_port: config.queue.mx_port,
         },
         store.clone(),
     )

@@ -55,6 +55,8 @@ pub struct QueueConfig {
     pub client: ClientConfig,
     pub router: Router,
     pub dns: Dns,
+    /// The port of MX hosts (25; Postfix's `smtp_tcp_port`).
+    pub mx_port: u16,
 }
 
 /// Retry delay after `attempts` failed attempts: initial × 2^(attempts−1), capped.
@@ -738,7 +740,7 @@ impl Queue {
                 ),
                 Err(e) => return resolve_failure(e, rcpts.len()),
             },
-            Destination::Mx { domain } => match cfg.dns.mx_hops(domain).await {
+            Destination::Mx { domain } => match cfg.dns.mx_hops(domain, cfg.mx_port).await {
                 Ok(h) => (h, portcullis_smtp::Protocol::Smtp),
                 Err(e) => return resolve_failure(e, rcpts.len()),
             },

@@ -208,7 +208,8 @@ impl Dns {
 
     /// The hops for a domain by MX preference (RFC 5321 5.1), with the implicit MX
     /// (the domain's own address) when it has no MX, and RFC 7505 null MX honoured.
-    pub async fn mx_hops(&self, domain: &str) -> Result<Vec<Hop>, ResolveFailure> {
+    /// `port` is 25 except where a test or an unusual network says otherwise.
+    pub async fn mx_hops(&self, domain: &str, port: u16) -> Result<Vec<Hop>, ResolveFailure> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         let mut names: Vec<(u16, String)> = match self.resolver.mx_lookup(fqdn).await {
             Ok(mx) => mx
@@ -241,7 +242,7 @@ impl Dns {
         let mut hops = Vec::new();
         let mut last_error = None;
         for (_, name) in names {
-            match self.addresses(&name, 25).await {
+            match self.addresses(&name, port).await {
                 Ok(addrs) => hops.extend(addrs.into_iter().map(|addr| Hop {
                     name: name.clone(),
                     addr,
