@@ -21,23 +21,24 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "Email security gateway")]
 struct Cli {
+    /// The TOML configuration file (default: embedded defaults). Accepted before or
+    /// after the command.
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        env = "PORTCULLIS_CONFIG",
+        global = true
+    )]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args, Clone)]
-struct ConfigArg {
-    /// The TOML configuration file (default: embedded defaults).
-    #[arg(long, short = 'c', value_name = "FILE", env = "PORTCULLIS_CONFIG")]
-    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
     Serve {
-        #[command(flatten)]
-        config: ConfigArg,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -45,34 +46,22 @@ enum Command {
     /// Find messages: where is my mail?
     Trace {
         #[command(flatten)]
-        config: ConfigArg,
-        #[command(flatten)]
         query: cli_trace::TraceArgs,
     },
     /// Inspect and manage the delivery queue.
     Queue {
-        #[command(flatten)]
-        config: ConfigArg,
         #[command(subcommand)]
         action: cli_queue::QueueAction,
     },
     /// Read a password on standard input and print its argon2 hash for `[[users]]`.
-    HashPassword {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
+    HashPassword,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (config_arg, json_logs) = match &cli.command {
-        Command::Serve { config, json_logs } => (config, *json_logs),
-        Command::Trace { config, .. }
-        | Command::Queue { config, .. }
-        | Command::HashPassword { config } => (config, false),
-    };
+    let json_logs = matches!(cli.command, Command::Serve { json_logs: true });
     init_logs(json_logs, matches!(cli.command, Command::Serve { .. }));
-    let config = match Config::load(config_arg.config.as_deref()) {
+    let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("portcullis: configuration error: {e}");
@@ -83,7 +72,7 @@ fn main() -> ExitCode {
         Command::Serve { .. } => tokio_main(serve::run(config)),
         Command::Trace { query, .. } => cli_trace::run(&config, &query),
         Command::Queue { action, .. } => tokio_main(cli_queue::run(&config, action)),
-        Command::HashPassword { .. } => hash_password(),
+        Command::HashPassword => hash_password(),
     };
     match result {
         Ok(code) => code,

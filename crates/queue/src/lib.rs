@@ -59,6 +59,18 @@ pub struct QueueConfig {
     pub mx_port: u16,
 }
 
+/// `5 days`, `4 hours`, `90 seconds`: for texts people read.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        _ if s >= 86_400 && s.is_multiple_of(86_400) => (s / 86_400, "day"),
+        _ if s >= 3600 && s.is_multiple_of(3600) => (s / 3600, "hour"),
+        _ if s >= 60 && s.is_multiple_of(60) => (s / 60, "minute"),
+        _ => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Retry delay after `attempts` failed attempts: initial × 2^(attempts−1), capped.
 pub fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
     let exp = attempts.saturating_sub(1).min(30);
@@ -504,8 +516,8 @@ impl Queue {
                     .clone()
                     .unwrap_or_else(|| "no attempt succeeded".into());
                 let reason = format!(
-                    "message expired after {} hours in the queue; last error: {last}",
-                    self.inner.config.max_age.as_secs() / 3600
+                    "message expired after {} in the queue; last error: {last}",
+                    human_duration(self.inner.config.max_age)
                 );
                 entry.state = RcptState::Failed;
                 entry.last = Some(reason.clone());
@@ -870,6 +882,15 @@ pub fn item_from_spool(spool: &Spool, id: &str) -> Result<QueueItem, SpoolError>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_read_naturally() {
+        use super::human_duration as h;
+        use std::time::Duration as D;
+        assert_eq!(h(D::from_secs(5 * 86_400)), "5 days");
+        assert_eq!(h(D::from_secs(3600)), "1 hour");
+        assert_eq!(h(D::from_secs(90)), "90 seconds");
+    }
+
     use super::*;
 
     #[test]

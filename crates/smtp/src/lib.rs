@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod data;
+mod metrics;
 pub mod reply;
 pub mod server;
 pub mod session;

@@ -25,6 +25,15 @@ pub enum ListenerKind {
 }
 
 impl ListenerKind {
+    /// The label in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Mx => "mx",
+            ListenerKind::Submission => "submission",
+            ListenerKind::Submissions => "submissions",
+        }
+    }
+
     pub fn is_submission(self) -> bool {
         matches!(self, ListenerKind::Submission | ListenerKind::Submissions)
     }
@@ -140,7 +149,11 @@ async fn connection<H: Handler>(
 ) {
     let _ = stream.set_nodelay(true);
     let hostname = shared.limits.hostname.clone();
+    let counters = &crate::metrics::metrics().connections;
     let Ok(_slot) = shared.slots.clone().try_acquire_owned() else {
+        counters
+            .with_label_values(&[kind.name(), "refused_total_limit"])
+            .inc();
         refuse(
             stream,
             Reply::new(
@@ -166,6 +179,9 @@ async fn connection<H: Handler>(
         Err(_) => return,
     };
     if !admitted {
+        counters
+            .with_label_values(&[kind.name(), "refused_per_ip_limit"])
+            .inc();
         tracing::warn!(peer = %peer, "per-address connection limit reached");
         refuse(
             stream,
@@ -178,6 +194,8 @@ async fn connection<H: Handler>(
         .await;
         return;
     }
+    counters.with_label_values(&[kind.name(), "accepted"]).inc();
+    let _active = crate::metrics::ActiveGuard::new(kind.name());
     let _ip_slot = IpSlot {
         shared: &shared,
         ip,
@@ -199,6 +217,10 @@ async fn connection<H: Handler>(
     tracing::debug!(session = info.id, peer = %peer, ?kind, "connect");
     let id = info.id;
     let end = run(&shared, stream, info, kind).await;
+    crate::metrics::metrics()
+        .ends
+        .with_label_values(&[end.name()])
+        .inc();
     tracing::debug!(session = id, peer = %peer, end = ?end, "disconnect");
 }
 

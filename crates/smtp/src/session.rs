@@ -183,6 +183,22 @@ pub enum SessionEnd {
     StartTls,
 }
 
+impl SessionEnd {
+    /// The label in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionEnd::Quit => "quit",
+            SessionEnd::Closed => "closed",
+            SessionEnd::Timeout => "timeout",
+            SessionEnd::TooManyErrors => "too_many_errors",
+            SessionEnd::Shutdown => "shutdown",
+            SessionEnd::Locked => "auth_locked",
+            SessionEnd::Io(_) => "io_error",
+            SessionEnd::StartTls => "starttls",
+        }
+    }
+}
+
 /// Buffered I/O with replies collected until the next read, so pipelined
 /// commands get their replies in one write (RFC 2920).
 pub(crate) struct Io<S> {
