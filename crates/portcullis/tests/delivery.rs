@@ -457,3 +457,32 @@ fn a_bad_configuration_exits_2_naming_key_and_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 }
+
+#[test]
+fn dsn_parameters_are_carried_downstream() {
+    let sink = Sink::start(&[]);
+    let gw = Gateway::start("", &routes(&format!("smtp://127.0.0.1:{}", sink.port)));
+    let mut raw = common::Raw::connect(gw.smtp);
+    raw.cmd("EHLO client.test");
+    assert!(raw
+        .cmd("MAIL FROM:<alice@sender.test> RET=HDRS ENVID=QQ314159")
+        .starts_with("250"));
+    assert!(raw
+        .cmd("RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.test")
+        .starts_with("250"));
+    assert!(raw.cmd("DATA").starts_with("354"));
+    raw.send(b"Subject: dsn\r\n\r\nbody\r\n.\r\n");
+    assert!(raw.reply().starts_with("250 2.0.0"));
+    let got = sink.wait_for(1);
+    assert!(
+        got[0].contains("X-Mail-Args: <alice@sender.test> RET=HDRS ENVID=QQ314159"),
+        "{}",
+        got[0]
+    );
+    assert!(
+        got[0].contains("NOTIFY=SUCCESS,FAILURE")
+            && got[0].contains("ORCPT=rfc822;bob@example.test"),
+        "{}",
+        got[0]
+    );
+}

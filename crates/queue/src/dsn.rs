@@ -94,7 +94,7 @@ pub fn build(
         m.push_str("\r\n");
         m.push_str(&format!("Final-Recipient: rfc822; {}\r\n", f.address));
         if let Some(o) = &f.orcpt {
-            m.push_str(&format!("Original-Recipient: {}\r\n", one_line(o)));
+            m.push_str(&format!("Original-Recipient: rfc822; {}\r\n", one_line(o)));
         }
         m.push_str("Action: failed\r\n");
         m.push_str(&format!("Status: {}\r\n", f.status));

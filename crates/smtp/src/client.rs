@@ -287,7 +287,7 @@ impl Connection {
                 None => {}
             }
             if let Some(envid) = &envelope.envid {
-                mail.push_str(&format!(" ENVID={envid}"));
+                mail.push_str(&format!(" ENVID={}", xtext(envid)));
             }
         }
         let rcpt_lines: Vec<String> = rcpts
@@ -315,7 +315,7 @@ impl Connection {
                         }
                     }
                     if let Some(orcpt) = &r.orcpt {
-                        line.push_str(&format!(" ORCPT={orcpt}"));
+                        line.push_str(&format!(" ORCPT=rfc822;{}", xtext(orcpt)));
                     }
                 }
                 line
@@ -548,6 +548,19 @@ fn split_status(line: &str) -> (&str, &str) {
 
 /// RFC 5321 4.5.2: a line that starts with a dot gets another one; the message is
 /// closed with CRLF . CRLF (adding a final CRLF when the content lacks one).
+/// RFC 3461 section 4: xtext, for ORCPT and ENVID values.
+fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
     let mut line_start = true;
@@ -665,5 +678,13 @@ mod tests {
             ("", "mx.example.test ready")
         );
         assert_eq!(split_status("5.7.1"), ("5.7.1", ""));
+    }
+}
+
+#[cfg(test)]
+mod xtext_tests {
+    #[test]
+    fn xtext_escapes_plus_equals_and_controls() {
+        assert_eq!(super::xtext("a+b=c d@x"), "a+2Bb+3Dc+20d@x");
     }
 }
