@@ -88,9 +88,16 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Spool {
     dir: PathBuf,
+    dir_sync: std::sync::Arc<crate::dirsync::DirSync>,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool").field("dir", &self.dir).finish()
+    }
 }
 
 fn io(path: &Path, e: std::io::Error) -> SpoolError {
@@ -103,6 +110,7 @@ impl Spool {
         fs::create_dir_all(dir.join("corrupt")).map_err(|e| io(dir, e))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
+            dir_sync: std::sync::Arc::new(crate::dirsync::DirSync::new(dir.to_path_buf())),
         })
     }
 
@@ -140,9 +148,7 @@ impl Spool {
     }
 
     fn sync_dir(&self) -> Result<(), SpoolError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io(&self.dir, e))
+        self.dir_sync.sync().map_err(|e| io(&self.dir, e))
     }
 
     /// Reads a message's header and bytes, validating its length.
