@@ -253,11 +253,15 @@ impl Store {
         }
         let writer_conn = open_connection(path)?;
         writer_conn.execute_batch(SCHEMA)?;
+        // Checkpoints are scheduled by the writer (see `writer_loop`).
+        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         let reader = open_connection(path)?;
         let (tx, rx) = sync_channel(100_000);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, rx, wal.into()))
             .map_err(|e| StoreError::Folder("writer thread".into(), e))?;
         Ok(Store {
             writer: tx,
@@ -429,8 +433,29 @@ impl Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: Receiver<Command>) {
-    while let Ok(first) = rx.recv() {
+/// WAL size past which the writer checkpoints even while busy.
+const WAL_CHECKPOINT_BUSY: u64 = 256 * 1024 * 1024;
+/// Quiet time after which the writer checkpoints and truncates the WAL.
+const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Applies events in batches, one transaction per batch. Checkpoints (the only
+/// fsyncs of the trace, with `synchronous=NORMAL`) run when the stream of events
+/// pauses, not in the middle of a burst: there they would compete with the spool's
+/// fsyncs, which a client is waiting on.
+fn writer_loop(mut conn: Connection, rx: Receiver<Command>, wal: std::path::PathBuf) {
+    let mut dirty = false;
+    loop {
+        let first = match rx.recv_timeout(IDLE_CHECKPOINT) {
+            Ok(c) => c,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if dirty {
+                    checkpoint(&conn, "TRUNCATE");
+                    dirty = false;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < 1000 {
             match rx.try_recv() {
@@ -453,9 +478,20 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Command>) {
         if let Err(e) = result {
             tracing::error!(error = %e, "writing trace events failed");
         }
+        dirty = true;
+        if std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > WAL_CHECKPOINT_BUSY {
+            checkpoint(&conn, "PASSIVE");
+        }
         for f in flushes {
             let _ = f.send(());
         }
+    }
+    checkpoint(&conn, "TRUNCATE");
+}
+
+fn checkpoint(conn: &Connection, mode: &str) {
+    if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+        tracing::warn!(error = %e, "trace checkpoint failed; it is retried later");
     }
 }
 
