@@ -65,7 +65,10 @@ fn metrics() -> &'static Metrics {
         data_seconds: register_histogram!(
             "portcullis_smtp_data_reply_seconds",
             "Time from the end of DATA to the reply (storage included)",
-            vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]
+            vec![
+                0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1,
+                0.25, 0.5, 1.0
+            ]
         )
         .expect("metric registers once"),
     })
