@@ -269,24 +269,25 @@ impl Handler for Gateway {
             .collect();
         let mail_from = envelope.mail_from.clone();
         let size = stamped.len() as u64;
-        let reply = match self.queue.enqueue(id.clone(), envelope, stamped).await {
+        let reply = Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
+        let reception = EventKind::Received {
+            client_ip: session.peer.ip().to_string(),
+            helo: session.helo.clone(),
+            tls: Self::tls_text(session),
+            auth_user: session.auth_user.clone(),
+            mail_from: mail_from.clone(),
+            recipients: recipients.clone(),
+            size,
+            message_id: fields.message_id,
+            subject: fields.subject,
+            reply: reply.to_string(),
+        };
+        let reply = match self
+            .queue
+            .enqueue(id.clone(), envelope, stamped, reception)
+            .await
+        {
             Ok(_) => {
-                let reply = Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
-                self.store.record(
-                    &id,
-                    EventKind::Received {
-                        client_ip: session.peer.ip().to_string(),
-                        helo: session.helo.clone(),
-                        tls: Self::tls_text(session),
-                        auth_user: session.auth_user.clone(),
-                        mail_from: mail_from.clone(),
-                        recipients: recipients.clone(),
-                        size,
-                        message_id: fields.message_id,
-                        subject: fields.subject,
-                        reply: reply.to_string(),
-                    },
-                );
                 metrics()
                     .messages
                     .with_label_values(&["accepted", "queued"])

@@ -167,6 +167,7 @@ mod tests {
     #[test]
     fn dsn_is_a_parseable_report() {
         let header = Header {
+            reception: None,
             id: "ID1".into(),
             received_at: 0,
             envelope: Envelope {

@@ -234,6 +234,7 @@ impl Queue {
         for id in queue.inner.spool.scan()? {
             match queue.inner.spool.read(&id) {
                 Ok((header, _)) => {
+                    queue.complete_trace(&header);
                     let state = queue.inner.spool.read_state(&header);
                     queue.lock_entries().insert(
                         id,
@@ -257,6 +258,22 @@ impl Queue {
             tracing::info!(messages = recovered, "queue recovered from spool");
         }
         Ok(queue)
+    }
+
+    /// Re-records a message's reception when the trace lost it in a crash (the
+    /// trace is written asynchronously; the spool is the record of truth).
+    fn complete_trace(&self, header: &Header) {
+        let Some(event) = &header.reception else {
+            return;
+        };
+        match self.inner.store.contains(&header.id) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(id = %header.id, "trace lacked this queued message; restored from the spool");
+                self.inner.store.record(&header.id, event.clone());
+            }
+            Err(e) => tracing::warn!(id = %header.id, error = %e, "cannot check the trace"),
+        }
     }
 
     fn lock_entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -324,17 +341,22 @@ impl Queue {
 
     /// Stores a message durably and schedules its delivery. When this returns Ok
     /// the message survives a crash: only then may the sender be told 250.
+    ///
+    /// `reception` is the trace's `received` event; it is recorded once the message
+    /// is on disk, and kept in the spool header for recovery.
     pub async fn enqueue(
         &self,
         id: String,
         envelope: Envelope,
         message: Vec<u8>,
+        reception: EventKind,
     ) -> Result<String, SpoolError> {
         let header = Header {
             id: id.clone(),
             received_at: now_ms(),
             size: message.len() as u64,
             envelope,
+            reception: Some(reception),
         };
         let spool = self.inner.spool.clone();
         let message = Arc::new(message);
@@ -344,6 +366,9 @@ impl Queue {
             .map_err(|e| {
                 SpoolError::Io("spool writer".into(), std::io::Error::other(e.to_string()))
             })??;
+        if let Some(event) = header.reception.clone() {
+            self.inner.store.record(&id, event);
+        }
         self.lock_entries().insert(
             id.clone(),
             Entry {
@@ -658,23 +683,23 @@ impl Queue {
             envid: None,
         };
         let size = message.len() as u64;
-        match self.enqueue(dsn_id.clone(), envelope, message).await {
+        let reception = EventKind::Received {
+            client_ip: "local".into(),
+            helo: None,
+            tls: None,
+            auth_user: None,
+            mail_from: String::new(),
+            recipients: vec![header.envelope.mail_from.clone()],
+            size,
+            message_id: Some(format!("{dsn_id}@{}", self.inner.config.hostname)),
+            subject: Some("Undelivered Mail Returned to Sender".into()),
+            reply: format!("delivery status notification for {}", header.id),
+        };
+        match self
+            .enqueue(dsn_id.clone(), envelope, message, reception)
+            .await
+        {
             Ok(_) => {
-                self.inner.store.record(
-                    &dsn_id,
-                    EventKind::Received {
-                        client_ip: "local".into(),
-                        helo: None,
-                        tls: None,
-                        auth_user: None,
-                        mail_from: String::new(),
-                        recipients: vec![header.envelope.mail_from.clone()],
-                        size,
-                        message_id: Some(format!("{dsn_id}@{}", self.inner.config.hostname)),
-                        subject: Some("Undelivered Mail Returned to Sender".into()),
-                        reply: format!("delivery status notification for {}", header.id),
-                    },
-                );
                 self.inner.store.record(
                     &header.id,
                     EventKind::DsnQueued {

@@ -37,6 +37,10 @@ pub struct Header {
     pub received_at: i64,
     pub envelope: Envelope,
     pub size: u64,
+    /// The trace's `received` event, kept with the message so that a trace that
+    /// lost its last events in a crash is completed at the next start.
+    #[serde(default)]
+    pub reception: Option<portcullis_store::EventKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +274,7 @@ mod tests {
 
     fn header(id: &str, size: u64) -> Header {
         Header {
+            reception: None,
             id: id.into(),
             received_at: 1,
             envelope: Envelope {

@@ -253,15 +253,13 @@ impl Store {
         }
         let writer_conn = open_connection(path)?;
         writer_conn.execute_batch(SCHEMA)?;
-        // Checkpoints are scheduled by the writer (see `writer_loop`).
-        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
+        // Checkpoints are mostly scheduled by the writer (see `writer_loop`).
+        writer_conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         let reader = open_connection(path)?;
         let (tx, rx) = sync_channel(100_000);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, wal.into()))
+            .spawn(move || writer_loop(writer_conn, rx))
             .map_err(|e| StoreError::Folder("writer thread".into(), e))?;
         Ok(Store {
             writer: tx,
@@ -297,6 +295,21 @@ impl Store {
             .send(Command::Flush(tx))
             .map_err(|_| StoreError::WriterGone)?;
         rx.recv().map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Whether the trace knows this message.
+    pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
+        let found = conn
+            .query_row("SELECT 1 FROM messages WHERE id = ?", [id], |_| Ok(()))
+            .map(|_| true);
+        match found {
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(false),
+            other => Ok(other?),
+        }
     }
 
     /// Finds messages, newest first.
@@ -433,16 +446,20 @@ impl Store {
     }
 }
 
-/// WAL size past which the writer checkpoints even while busy.
-const WAL_CHECKPOINT_BUSY: u64 = 256 * 1024 * 1024;
+/// WAL pages (4 KiB) after which SQLite checkpoints even while busy.
+const WAL_CHECKPOINT_PAGES: i64 = 16_384;
+/// How long the writer gathers events into one transaction: fewer, larger commits
+/// write far fewer WAL pages than one commit per event.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 /// Quiet time after which the writer checkpoints and truncates the WAL.
 const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Applies events in batches, one transaction per batch. Checkpoints (the only
 /// fsyncs of the trace, with `synchronous=NORMAL`) run when the stream of events
 /// pauses, not in the middle of a burst: there they would compete with the spool's
-/// fsyncs, which a client is waiting on.
-fn writer_loop(mut conn: Connection, rx: Receiver<Command>, wal: std::path::PathBuf) {
+/// fsyncs, which a client is waiting on. Under sustained load SQLite's own
+/// checkpoint runs every [`WAL_CHECKPOINT_PAGES`] pages.
+fn writer_loop(mut conn: Connection, rx: Receiver<Command>) {
     let mut dirty = false;
     loop {
         let first = match rx.recv_timeout(IDLE_CHECKPOINT) {
@@ -457,8 +474,10 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Command>, wal: std::path::Path
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let mut batch = vec![first];
-        while batch.len() < 1000 {
-            match rx.try_recv() {
+        let deadline = std::time::Instant::now() + BATCH_WINDOW;
+        while batch.len() < 2000 && !matches!(batch.last(), Some(Command::Flush(_))) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
                 Ok(c) => batch.push(c),
                 Err(_) => break,
             }
@@ -479,9 +498,6 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Command>, wal: std::path::Path
             tracing::error!(error = %e, "writing trace events failed");
         }
         dirty = true;
-        if std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > WAL_CHECKPOINT_BUSY {
-            checkpoint(&conn, "PASSIVE");
-        }
         for f in flushes {
             let _ = f.send(());
         }

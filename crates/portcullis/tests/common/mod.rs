@@ -196,6 +196,20 @@ impl Gateway {
         })
     }
 
+    /// Waits until a trace query finds at least `n` messages.
+    pub fn wait_trace(&self, args: &[&str], n: usize) -> Vec<serde_json::Value> {
+        let mut found = Vec::new();
+        wait_until(
+            &format!("{n} trace entries for {args:?}"),
+            Duration::from_secs(30),
+            || {
+                found = self.trace(args);
+                found.len() >= n
+            },
+        );
+        found
+    }
+
     /// Waits until the message with this queue id has `status`.
     pub fn wait_status(&self, id: &str, status: &str) -> serde_json::Value {
         let mut last = serde_json::Value::Null;
