@@ -249,7 +249,11 @@ impl Queue {
                 Err(e) => {
                     // Only a message whose write never completed looks like this,
                     // and such a message was never acknowledged.
-                    tracing::error!(id = %id, error = %e, "damaged spool file moved to corrupt/");
+                    tracing::warn!(
+                        id = %id,
+                        error = %e,
+                        "incomplete spool file from an interrupted write (never acknowledged to its sender) moved to corrupt/"
+                    );
                     queue.inner.spool.quarantine_damaged(&id);
                 }
             }
