@@ -14,13 +14,35 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody uses right now, for TCP and UDP. It is taken below the
+/// kernel's ephemeral range (32768 and up), so the outgoing connections of other
+/// tests running at the same time cannot land on it between this call and the
+/// moment a peer binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ (u64::from(std::process::id()) << 20);
+    loop {
+        // splitmix64 over a per-process sequence: distinct test processes spread out.
+        let mut z = seed.wrapping_add(
+            COUNTER
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let port = 20_000 + (z % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -404,7 +426,7 @@ impl Dns {
     /// `records` are dnsmasq options such as `--mx-host=a.test,mx.a.test,10`.
     pub fn start(records: &[String]) -> Dns {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_udp_port();
+        let port = free_port();
         let child = Command::new(tool("dnsmasq"))
             .args([
                 "--keep-in-foreground",
@@ -434,17 +456,6 @@ impl Dns {
             port,
             child,
             _dir: dir,
-        }
-    }
-}
-
-fn free_udp_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        drop(udp);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
         }
     }
 }
