@@ -5,6 +5,17 @@
 //!
 //! A configuration error exits with status 2 and one message naming the key and the
 //! line; any other failure exits with status 1.
+//!
+//! Standards: TOML 1.0 for the configuration; RFC 8314 (implicit TLS on 465) and
+//! RFC 6409 (submission) for the listeners it sets up; argon2id (RFC 9106) for
+//! `hash-password`.
+//!
+//! Security posture: the configuration file is trusted but checked: unknown keys,
+//! bad addresses, networks, durations and non-argon2 password hashes are refused
+//! before anything listens. The embedded defaults listen on loopback only and trust
+//! only loopback, so a first start is never an open relay. The generated TLS key is
+//! written mode 0600. Passwords are read from standard input, never from arguments
+//! (which other users can see), and are never logged.
 
 mod cli_queue;
 mod cli_trace;
