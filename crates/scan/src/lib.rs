@@ -1,0 +1,168 @@
+//! portcullis-scan: the scanner. A raw message and what is known of its arrival go
+//! in; a [`Verdict`] comes out: a total score, the named [`Symbol`]s that make it
+//! up (each with a weight and a detail a person can read), a [`Category`] and the
+//! [`Action`] the configured [`Thresholds`] give that score. The gateway calls it
+//! between the end of DATA and the reply; `portcullis scan` calls it on files.
+//!
+//! Each check is a small module under `checks/` that looks at the parsed message
+//! and reports findings. Today: the GTUBE test string, so that admins and tests can
+//! drive every action on purpose.
+//!
+//! Standards: RFC 5322 and RFC 2045–2049 (the message and its MIME parts, parsed by
+//! `mail-parser`, every charset and transfer encoding decoded before text checks).
+//!
+//! Security posture: every byte of the message is hostile. Parsing is bounded by the
+//! message size the SMTP layer already enforced; checks search decoded text with
+//! linear-time routines and never execute, open or follow anything in the message.
+//! A message that cannot be parsed still gets a verdict from the raw bytes.
+
+mod checks;
+pub mod verdict;
+
+pub use verdict::{Action, Category, Symbol, Thresholds, Verdict};
+
+use std::collections::HashMap;
+
+/// Scanner settings (`[scan]`).
+#[derive(Debug, Clone, Default)]
+pub struct ScanConfig {
+    pub thresholds: Thresholds,
+    /// Symbol name to the weight that replaces its default.
+    pub weights: HashMap<String, f64>,
+}
+
+/// A finding before weights are applied: the symbol and the kind of threat it
+/// points to.
+#[derive(Debug, Clone)]
+pub(crate) struct Finding {
+    pub name: &'static str,
+    pub default_score: f64,
+    pub category: Category,
+    pub detail: String,
+}
+
+/// The scanner. Cheap to share between sessions.
+#[derive(Debug, Clone, Default)]
+pub struct Scanner {
+    config: ScanConfig,
+}
+
+impl Scanner {
+    pub fn new(config: ScanConfig) -> Scanner {
+        Scanner { config }
+    }
+
+    /// Scans one raw RFC 5322 message.
+    pub fn scan(&self, raw: &[u8]) -> Verdict {
+        let parsed = mail_parser::MessageParser::default().parse(raw);
+        let view = checks::View::new(raw, parsed.as_ref());
+        let findings = checks::run(&view);
+        self.verdict(findings)
+    }
+
+    fn verdict(&self, findings: Vec<Finding>) -> Verdict {
+        let mut symbols = Vec::with_capacity(findings.len());
+        let mut score = 0.0;
+        let mut worst: Option<(f64, Category)> = None;
+        for f in findings {
+            let weight = self
+                .config
+                .weights
+                .get(f.name)
+                .copied()
+                .unwrap_or(f.default_score);
+            score += weight;
+            if weight > 0.0 && worst.is_none_or(|(w, _)| weight > w) {
+                worst = Some((weight, f.category));
+            }
+            symbols.push(Symbol {
+                name: f.name.to_string(),
+                score: weight,
+                detail: f.detail,
+            });
+        }
+        let action = self.config.thresholds.action_for(score);
+        let category = match (action, worst) {
+            (Action::Deliver, _) | (_, None) => Category::Clean,
+            (_, Some((_, c))) => c,
+        };
+        Verdict {
+            score,
+            symbols,
+            category,
+            action,
+        }
+    }
+}
+
+/// The Message-ID of a raw message, without angle brackets, if it has one.
+pub fn message_id(raw: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.message_id().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+    #[test]
+    fn a_plain_message_is_delivered_clean() {
+        let v = Scanner::default().scan(b"From: a@x.test\r\nSubject: hi\r\n\r\nhello\r\n");
+        assert_eq!(v.action, Action::Deliver);
+        assert_eq!(v.category, Category::Clean);
+        assert!(v.symbols.is_empty());
+    }
+
+    #[test]
+    fn gtube_drives_a_reject_as_spam() {
+        let raw = format!("From: a@x.test\r\nSubject: test\r\n\r\n{GTUBE}\r\n");
+        let v = Scanner::default().scan(raw.as_bytes());
+        assert_eq!(v.score, 1000.0);
+        assert_eq!(v.category, Category::Spam);
+        assert_eq!(v.action, Action::Reject);
+        assert_eq!(v.symbols[0].name, "GTUBE");
+    }
+
+    #[test]
+    fn gtube_is_found_through_base64_and_quoted_printable() {
+        // "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X" in base64.
+        let b64 = "WEpTKkM0SkRCUUFETjEuTlNCTjMqMklETkVOKkdUVUJFLVNUQU5EQVJELUFOVEktVUJFLVRFU1QtRU1BSUwqQy4zNFg=";
+        let raw = format!(
+            "From: a@x.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        );
+        assert_eq!(
+            Scanner::default().scan(raw.as_bytes()).action,
+            Action::Reject
+        );
+        let qp = GTUBE.replace('=', "=3D").replacen("GTUBE", "GT=\r\nUBE", 1);
+        let raw = format!(
+            "From: a@x.test\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n"
+        );
+        assert_eq!(
+            Scanner::default().scan(raw.as_bytes()).action,
+            Action::Reject
+        );
+    }
+
+    #[test]
+    fn weights_and_thresholds_come_from_configuration() {
+        let raw = format!("Subject: x\r\n\r\n{GTUBE}\r\n");
+        let mut config = ScanConfig::default();
+        config.weights.insert("GTUBE".into(), 6.0);
+        let v = Scanner::new(config.clone()).scan(raw.as_bytes());
+        assert_eq!((v.score, v.action), (6.0, Action::Tag));
+        config.thresholds.tag = 7.0;
+        let v = Scanner::new(config).scan(raw.as_bytes());
+        assert_eq!((v.action, v.category), (Action::Deliver, Category::Clean));
+    }
+
+    #[test]
+    fn garbage_still_gets_a_verdict() {
+        let v = Scanner::default().scan(&[0xff, 0xfe, 0x00, b'\n', b'\r']);
+        assert_eq!(v.action, Action::Deliver);
+    }
+}
