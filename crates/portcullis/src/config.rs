@@ -36,6 +36,25 @@ pub struct Config {
     pub relay: Relay,
     pub auth: Auth,
     pub users: Vec<User>,
+    pub scan: ScanSection,
+}
+
+/// `[scan]`: action thresholds and symbol weights.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanSection {
+    pub thresholds: portcullis_scan::Thresholds,
+    /// Symbol name to weight, replacing the built-in weight.
+    pub weights: std::collections::HashMap<String, f64>,
+}
+
+impl ScanSection {
+    pub fn to_scan_config(&self) -> portcullis_scan::ScanConfig {
+        portcullis_scan::ScanConfig {
+            thresholds: self.thresholds,
+            weights: self.weights.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

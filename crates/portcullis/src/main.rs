@@ -18,6 +18,7 @@
 //! (which other users can see), and are never logged.
 
 mod cli_queue;
+mod cli_scan;
 mod cli_trace;
 mod config;
 mod http_client;
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         action: cli_queue::QueueAction,
     },
+    /// Scan message files and print each verdict.
+    Scan {
+        #[command(flatten)]
+        args: cli_scan::ScanArgs,
+    },
     /// Read a password on standard input and print its argon2 hash for `[[users]]`.
     HashPassword,
 }
@@ -83,6 +89,7 @@ fn main() -> ExitCode {
         Command::Serve { .. } => tokio_main(serve::run(config)),
         Command::Trace { query, .. } => cli_trace::run(&config, &query),
         Command::Queue { action, .. } => tokio_main(cli_queue::run(&config, action)),
+        Command::Scan { args } => cli_scan::run(&config, &args),
         Command::HashPassword => hash_password(),
     };
     match result {
