@@ -5,7 +5,6 @@
 
 mod common;
 use common::{Gateway, Sink};
-use std::path::Path;
 
 /// Fast retries so that a test sees several attempts.
 const FAST_RETRY: &str = "[queue]\nretry_initial = \"1s\"\nretry_max = \"2s\"\n";
@@ -19,18 +18,7 @@ fn routes(example_to: &str) -> String {
 
 fn maildir_messages(gw: &Gateway, address: &str) -> Vec<String> {
     let dir = gw.data().join("maildir").join(address).join("new");
-    read_all(&dir)
-}
-
-fn read_all(dir: &Path) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .collect()
+    common::read_files(&dir)
 }
 
 fn send(gw: &Gateway, n: usize, tag: &str) -> Vec<String> {

@@ -333,6 +333,18 @@ pub fn swaks(port: u16, args: &[&str]) -> SwaksRun {
     }
 }
 
+/// The contents of every file in `dir`, in name order (empty if it does not exist).
+pub fn read_files(dir: &Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
 /// `smtp-sink`: a downstream SMTP (or LMTP) server that writes every message it
 /// accepts to a file.
 pub struct Sink {
@@ -381,14 +393,7 @@ impl Sink {
     /// The messages received so far (each file holds smtp-sink's X- headers, then
     /// the message).
     pub fn messages(&self) -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
-            .iter()
-            .filter_map(|p| std::fs::read_to_string(p).ok())
-            .collect()
+        read_files(self.dir.path())
     }
 
     /// Waits until at least `n` messages arrived.
