@@ -309,22 +309,27 @@ fn smuggling_payload(variant: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Sends one variant byte for byte (`--no-data-fixup`) through swaks.
+fn send_smuggling(gw: &Gateway, i: usize, variant: &str) -> common::SwaksRun {
+    let file = gw.dir.path().join(format!("smuggle-{i}.eml"));
+    std::fs::write(&file, smuggling_payload(variant)).unwrap();
+    gw.swaks(&[
+        "--from",
+        "a@sender.test",
+        "--to",
+        "bob@example.test",
+        "--data",
+        file.to_str().unwrap(),
+        "--no-data-fixup",
+    ])
+}
+
 #[test]
 fn smuggling_variants_are_refused_by_default() {
     let sink = Sink::start(&[]);
     let gw = Gateway::start("", &domain_to(&sink));
     for (i, variant) in SMUGGLING.iter().enumerate() {
-        let file = gw.dir.path().join(format!("smuggle-{i}.eml"));
-        std::fs::write(&file, smuggling_payload(variant)).unwrap();
-        let run = gw.swaks(&[
-            "--from",
-            "a@sender.test",
-            "--to",
-            "bob@example.test",
-            "--data",
-            file.to_str().unwrap(),
-            "--no-data-fixup",
-        ]);
+        let run = send_smuggling(&gw, i, variant);
         assert!(!run.ok, "variant {variant:?} accepted:\n{}", run.transcript);
         assert!(
             run.server_said("550 5.5.2"),
@@ -353,17 +358,7 @@ fn smuggling_variants_are_normalised_into_one_message_when_configured() {
     let sink = Sink::start(&[]);
     let gw = Gateway::start("bare_newlines = \"normalise\"", &domain_to(&sink));
     for (i, variant) in SMUGGLING.iter().enumerate() {
-        let file = gw.dir.path().join(format!("smuggle-{i}.eml"));
-        std::fs::write(&file, smuggling_payload(variant)).unwrap();
-        let run = gw.swaks(&[
-            "--from",
-            "a@sender.test",
-            "--to",
-            "bob@example.test",
-            "--data",
-            file.to_str().unwrap(),
-            "--no-data-fixup",
-        ]);
+        let run = send_smuggling(&gw, i, variant);
         assert!(run.ok, "variant {variant:?}:\n{}", run.transcript);
         gw.wait_status(&run.queue_id(), "delivered");
     }
