@@ -391,9 +391,33 @@ impl Sink {
     }
 
     /// The messages received so far (each file holds smtp-sink's X- headers, then
-    /// the message).
+    /// the message). smtp-sink creates its dump file when the transaction starts
+    /// and writes it as data arrives, so a file it still holds open is skipped.
     pub fn messages(&self) -> Vec<String> {
-        read_files(self.dir.path())
+        let open = self.files_held_open();
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| !open.contains(p));
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    fn files_held_open(&self) -> Vec<PathBuf> {
+        let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
+            return Vec::new();
+        };
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .filter(|t| t.starts_with(self.dir.path()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Waits until at least `n` messages arrived.
