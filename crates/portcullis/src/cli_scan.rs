@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use anyhow::Result;
-use portcullis_scan::Scanner;
+use portcullis_scan::{Envelope, Scanner};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -26,7 +26,7 @@ enum Format {
 }
 
 pub fn run(config: &Config, args: &ScanArgs) -> Result<ExitCode> {
-    let scanner = Scanner::new(config.scan.to_scan_config());
+    let scanner = Scanner::new(config.scan_config())?;
     let mut files = Vec::new();
     for p in &args.paths {
         collect(p, &mut files);
@@ -43,7 +43,7 @@ pub fn run(config: &Config, args: &ScanArgs) -> Result<ExitCode> {
         };
         let message = strip_mbox_from(&raw);
         let started = std::time::Instant::now();
-        let verdict = scanner.scan(message);
+        let verdict = scanner.scan(message, &Envelope::default());
         let elapsed_us = started.elapsed().as_micros() as u64;
         let message_id = portcullis_scan::message_id(message);
         match args.format {

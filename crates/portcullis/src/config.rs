@@ -36,25 +36,8 @@ pub struct Config {
     pub relay: Relay,
     pub auth: Auth,
     pub users: Vec<User>,
-    pub scan: ScanSection,
-}
-
-/// `[scan]`: action thresholds and symbol weights.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScanSection {
-    pub thresholds: portcullis_scan::Thresholds,
-    /// Symbol name to weight, replacing the built-in weight.
-    pub weights: std::collections::HashMap<String, f64>,
-}
-
-impl ScanSection {
-    pub fn to_scan_config(&self) -> portcullis_scan::ScanConfig {
-        portcullis_scan::ScanConfig {
-            thresholds: self.thresholds,
-            weights: self.weights.clone(),
-        }
-    }
+    /// `[scan]`: thresholds, weights, rules and the checks' settings.
+    pub scan: portcullis_scan::ScanConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,8 +316,25 @@ impl Config {
         Ok(config)
     }
 
+    /// The scanner's settings with what other sections imply: the accepted
+    /// domains are the organisation's own, and the host name is our authserv-id
+    /// unless one is configured.
+    pub fn scan_config(&self) -> portcullis_scan::ScanConfig {
+        let mut scan = self.scan.clone();
+        for d in &self.domains {
+            if d.name.0 != "*" && !scan.own_domains.contains(&d.name.0) {
+                scan.own_domains.push(d.name.0.clone());
+            }
+        }
+        if scan.auth.authserv_id.is_none() {
+            scan.auth.authserv_id = Some(self.server.hostname.clone());
+        }
+        scan
+    }
+
     /// Rules that span keys.
     fn check(&self) -> Result<(), String> {
+        portcullis_scan::Scanner::new(self.scan_config()).map_err(|e| format!("scan: {e}"))?;
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {
             return Err("smtp.tls_certificate and smtp.tls_key must be given together".into());
         }

@@ -17,46 +17,88 @@
 //! A message that cannot be parsed still gets a verdict from the raw bytes.
 
 mod checks;
+pub mod config;
+pub mod envelope;
 pub mod verdict;
 
+pub use config::ScanConfig;
+pub use envelope::Envelope;
 pub use verdict::{Action, Category, Symbol, Thresholds, Verdict};
 
-use std::collections::HashMap;
+use portcullis_classifier::Model;
+use std::borrow::Cow;
+use std::sync::{Arc, RwLock};
 
-/// Scanner settings (`[scan]`).
-#[derive(Debug, Clone, Default)]
-pub struct ScanConfig {
-    pub thresholds: Thresholds,
-    /// Symbol name to the weight that replaces its default.
-    pub weights: HashMap<String, f64>,
+/// Why a scanner could not be built or a message could not be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("scan rule {name}: {reason}")]
+    BadRule { name: String, reason: String },
 }
 
 /// A finding before weights are applied: the symbol and the kind of threat it
 /// points to.
 #[derive(Debug, Clone)]
 pub(crate) struct Finding {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub default_score: f64,
     pub category: Category,
     pub detail: String,
 }
 
-/// The scanner. Cheap to share between sessions.
-#[derive(Debug, Clone, Default)]
+impl Finding {
+    pub fn new(
+        name: &'static str,
+        default_score: f64,
+        category: Category,
+        detail: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            name: Cow::Borrowed(name),
+            default_score,
+            category,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The scanner. Cheap to share between sessions; the classifier model can be
+/// replaced while it runs (after `portcullis train`).
+#[derive(Debug, Default)]
 pub struct Scanner {
     config: ScanConfig,
+    rules: checks::CompiledRules,
+    model: RwLock<Option<Arc<Model>>>,
 }
 
 impl Scanner {
-    pub fn new(config: ScanConfig) -> Scanner {
-        Scanner { config }
+    pub fn new(config: ScanConfig) -> Result<Scanner, ScanError> {
+        let rules = checks::CompiledRules::compile(&config.rules)?;
+        Ok(Scanner {
+            config,
+            rules,
+            model: RwLock::new(None),
+        })
     }
 
-    /// Scans one raw RFC 5322 message.
-    pub fn scan(&self, raw: &[u8]) -> Verdict {
+    /// Uses this classifier model from now on (`None`: no classifier).
+    pub fn set_model(&self, model: Option<Arc<Model>>) {
+        // A poisoned lock only means a panic elsewhere mid-swap; the slot holds a
+        // whole Arc either way.
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
+    }
+
+    /// Scans one raw RFC 5322 message that arrived with `envelope`.
+    pub fn scan(&self, raw: &[u8], envelope: &Envelope) -> Verdict {
         let parsed = mail_parser::MessageParser::default().parse(raw);
-        let view = checks::View::new(raw, parsed.as_ref());
-        let findings = checks::run(&view);
+        let view = checks::View {
+            raw,
+            parsed: parsed.as_ref(),
+            envelope,
+            config: &self.config,
+        };
+        let model = self.model.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let findings = checks::run(&view, &self.rules, model.as_deref());
         self.verdict(findings)
     }
 
@@ -68,7 +110,7 @@ impl Scanner {
             let weight = self
                 .config
                 .weights
-                .get(f.name)
+                .get(f.name.as_ref())
                 .copied()
                 .unwrap_or(f.default_score);
             score += weight;
@@ -76,7 +118,7 @@ impl Scanner {
                 worst = Some((weight, f.category));
             }
             symbols.push(Symbol {
-                name: f.name.to_string(),
+                name: f.name.into_owned(),
                 score: weight,
                 detail: f.detail,
             });
@@ -106,11 +148,15 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn scan(raw: &[u8]) -> Verdict {
+        Scanner::default().scan(raw, &Envelope::default())
+    }
+
     const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
     #[test]
     fn a_plain_message_is_delivered_clean() {
-        let v = Scanner::default().scan(b"From: a@x.test\r\nSubject: hi\r\n\r\nhello\r\n");
+        let v = scan(b"From: a@x.test\r\nSubject: hi\r\n\r\nhello\r\n");
         assert_eq!(v.action, Action::Deliver);
         assert_eq!(v.category, Category::Clean);
         assert!(v.symbols.is_empty());
@@ -119,7 +165,7 @@ mod tests {
     #[test]
     fn gtube_drives_a_reject_as_spam() {
         let raw = format!("From: a@x.test\r\nSubject: test\r\n\r\n{GTUBE}\r\n");
-        let v = Scanner::default().scan(raw.as_bytes());
+        let v = scan(raw.as_bytes());
         assert_eq!(v.score, 1000.0);
         assert_eq!(v.category, Category::Spam);
         assert_eq!(v.action, Action::Reject);
@@ -134,18 +180,12 @@ mod tests {
             "From: a@x.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
              Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
         );
-        assert_eq!(
-            Scanner::default().scan(raw.as_bytes()).action,
-            Action::Reject
-        );
+        assert_eq!(scan(raw.as_bytes()).action, Action::Reject);
         let qp = GTUBE.replace('=', "=3D").replacen("GTUBE", "GT=\r\nUBE", 1);
         let raw = format!(
             "From: a@x.test\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n"
         );
-        assert_eq!(
-            Scanner::default().scan(raw.as_bytes()).action,
-            Action::Reject
-        );
+        assert_eq!(scan(raw.as_bytes()).action, Action::Reject);
     }
 
     #[test]
@@ -153,16 +193,20 @@ mod tests {
         let raw = format!("Subject: x\r\n\r\n{GTUBE}\r\n");
         let mut config = ScanConfig::default();
         config.weights.insert("GTUBE".into(), 6.0);
-        let v = Scanner::new(config.clone()).scan(raw.as_bytes());
+        let v = Scanner::new(config.clone())
+            .unwrap()
+            .scan(raw.as_bytes(), &Envelope::default());
         assert_eq!((v.score, v.action), (6.0, Action::Tag));
         config.thresholds.tag = 7.0;
-        let v = Scanner::new(config).scan(raw.as_bytes());
+        let v = Scanner::new(config)
+            .unwrap()
+            .scan(raw.as_bytes(), &Envelope::default());
         assert_eq!((v.action, v.category), (Action::Deliver, Category::Clean));
     }
 
     #[test]
     fn garbage_still_gets_a_verdict() {
-        let v = Scanner::default().scan(&[0xff, 0xfe, 0x00, b'\n', b'\r']);
+        let v = scan(&[0xff, 0xfe, 0x00, b'\n', b'\r']);
         assert_eq!(v.action, Action::Deliver);
     }
 }

@@ -13,10 +13,12 @@ pub(crate) fn check(view: &View<'_>) -> Option<Finding> {
             .texts()
             .iter()
             .any(|t| memchr::memmem::find(t.as_bytes(), GTUBE).is_some());
-    found.then(|| Finding {
-        name: "GTUBE",
-        default_score: 1000.0,
-        category: Category::Spam,
-        detail: "the GTUBE anti-spam test string is in the message".into(),
+    found.then(|| {
+        Finding::new(
+            "GTUBE",
+            1000.0,
+            Category::Spam,
+            "the GTUBE anti-spam test string is in the message",
+        )
     })
 }
