@@ -18,13 +18,16 @@
 //! the trace are unfolded, stripped of control characters and bounded.
 
 pub mod headers;
+pub mod marks;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use ipnet::IpNet;
+use portcullis_quarantine::{Held, Quarantine};
 use portcullis_queue::Queue;
+use portcullis_scan::{Action, Scanner, Verdict};
 use portcullis_smtp::session::AuthOutcome;
 use portcullis_smtp::{Envelope, Handler, Recipient, Reply, SessionInfo};
-use portcullis_store::{EventKind, Store};
+use portcullis_store::{EventKind, ScanSymbol, Store};
 use prometheus::{register_histogram, register_int_counter_vec, Histogram, IntCounterVec};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -51,6 +54,8 @@ pub struct Policy {
 struct Metrics {
     messages: IntCounterVec,
     data_seconds: Histogram,
+    scan_seconds: Histogram,
+    verdicts: IntCounterVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -71,6 +76,18 @@ fn metrics() -> &'static Metrics {
             ]
         )
         .expect("metric registers once"),
+        scan_seconds: register_histogram!(
+            "portcullis_scan_seconds",
+            "Time to scan one message in the SMTP session",
+            vec![0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0]
+        )
+        .expect("metric registers once"),
+        verdicts: register_int_counter_vec!(
+            "portcullis_scan_verdicts_total",
+            "Scanned messages by the action and category of their verdict",
+            &["action", "category"]
+        )
+        .expect("metric registers once"),
     })
 }
 
@@ -79,15 +96,25 @@ pub struct Gateway {
     policy: Policy,
     queue: Queue,
     store: Store,
+    scanner: Arc<Scanner>,
+    quarantine: Quarantine,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl Gateway {
-    pub fn new(policy: Policy, queue: Queue, store: Store) -> Arc<Gateway> {
+    pub fn new(
+        policy: Policy,
+        queue: Queue,
+        store: Store,
+        scanner: Arc<Scanner>,
+        quarantine: Quarantine,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             policy,
             queue,
             store,
+            scanner,
+            quarantine,
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -188,6 +215,119 @@ pub fn received_header(
     h
 }
 
+impl Gateway {
+    /// Scans the stamped message off the async threads (scanning is CPU work) and
+    /// hands the bytes back with the verdict and the time it took.
+    async fn scan(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        stamped: Vec<u8>,
+        now_ms: i64,
+    ) -> (Vec<u8>, Verdict, u64) {
+        let scan_envelope = portcullis_scan::Envelope {
+            client_ip: Some(session.peer.ip()),
+            helo: session.helo.clone(),
+            mail_from: Some(envelope.mail_from.clone()),
+            recipients: envelope
+                .recipients
+                .iter()
+                .map(|r| r.address.clone())
+                .collect(),
+            tls: Self::tls_text(session),
+            auth_user: session.auth_user.clone(),
+            received_at: Some(now_ms.div_euclid(1000)),
+        };
+        let scanner = self.scanner.clone();
+        let started = Instant::now();
+        // Shared with the scanning thread so that the bytes survive a scanner panic.
+        let shared = Arc::new(stamped);
+        let for_scan = shared.clone();
+        let result =
+            tokio::task::spawn_blocking(move || scanner.scan(&for_scan, &scan_envelope)).await;
+        let stamped = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
+        let verdict = match result {
+            Ok(v) => v,
+            // The scanner panicked on this message: it cannot be judged, so it is
+            // held for a person rather than delivered unscanned or lost.
+            Err(e) => {
+                tracing::error!(error = %e, "the scanner failed on a message; holding it");
+                Verdict {
+                    score: 0.0,
+                    symbols: vec![portcullis_scan::Symbol {
+                        name: "SCAN_FAILED".into(),
+                        score: 0.0,
+                        detail: "the scanner failed on this message".into(),
+                    }],
+                    category: portcullis_scan::Category::Policy,
+                    action: Action::Quarantine,
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        metrics().scan_seconds.observe(elapsed.as_secs_f64());
+        metrics()
+            .verdicts
+            .with_label_values(&[verdict.action.as_str(), verdict.category.as_str()])
+            .inc();
+        (stamped, verdict, elapsed.as_micros() as u64)
+    }
+}
+
+/// The verdict as a trace event.
+fn scanned_event(verdict: &Verdict, elapsed_us: u64) -> EventKind {
+    EventKind::Scanned {
+        score: verdict.score,
+        category: verdict.category.as_str().to_string(),
+        action: verdict.action.as_str().to_string(),
+        symbols: verdict
+            .symbols
+            .iter()
+            .map(|s| ScanSymbol {
+                name: s.name.clone(),
+                score: s.score,
+                detail: s.detail.clone(),
+            })
+            .collect(),
+        elapsed_us,
+    }
+}
+
+/// The detail of the symbol that weighed most: what a person reads first.
+fn main_reason(verdict: &Verdict) -> String {
+    verdict
+        .symbols
+        .iter()
+        .filter(|s| s.score > 0.0)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .map(|s| format!("{}: {}", s.name, s.detail))
+        .unwrap_or_else(|| "policy".into())
+}
+
+/// 550 5.7.1 with the category, the main reason and the trace id, so that the
+/// sender's admin can act and ours can find it (RFC 3463: 5.7.1, delivery not
+/// authorised, message refused).
+fn reject_reply(verdict: &Verdict, id: &str) -> Reply {
+    let mut reason = main_reason(verdict);
+    if reason.len() > 300 {
+        let mut cut = 300;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push_str("...");
+    }
+    Reply::new(
+        550,
+        "5.7.1",
+        format!(
+            "Message rejected as {} ({reason}; score {:.1}); trace id {id}",
+            verdict.category.as_str(),
+            verdict.score
+        ),
+    )
+}
+
 impl Handler for Gateway {
     async fn authenticate(&self, session: &SessionInfo, user: &str, password: &str) -> AuthOutcome {
         let ip = session.peer.ip();
@@ -260,15 +400,58 @@ impl Handler for Gateway {
         let mut stamped = Vec::with_capacity(received.len() + message.len());
         stamped.extend_from_slice(received.as_bytes());
         stamped.extend_from_slice(&message);
-        // The scan step slots in here: a verdict may reject, tempfail or divert
-        // to quarantine before anything is stored.
+        drop(message);
+
+        let (stamped, verdict, scan_us) = self.scan(session, &envelope, stamped, now).await;
         let recipients: Vec<String> = envelope
             .recipients
             .iter()
             .map(|r| r.address.clone())
             .collect();
         let mail_from = envelope.mail_from.clone();
-        let size = stamped.len() as u64;
+        let scanned = scanned_event(&verdict, scan_us);
+
+        if verdict.action == Action::Reject {
+            let reply = reject_reply(&verdict, &id);
+            tracing::info!(id = %id, from = %mail_from, to = ?recipients, peer = %session.peer.ip(), score = verdict.score, category = ?verdict.category, "rejected by the scanner");
+            metrics()
+                .messages
+                .with_label_values(&["refused", "scan_reject"])
+                .inc();
+            self.store.record(
+                &id,
+                EventKind::Rejected {
+                    client_ip: session.peer.ip().to_string(),
+                    helo: session.helo.clone(),
+                    tls: Self::tls_text(session),
+                    auth_user: session.auth_user.clone(),
+                    mail_from,
+                    recipients,
+                    reply: reply.to_string(),
+                },
+            );
+            self.store.record(&id, scanned);
+            metrics()
+                .data_seconds
+                .observe(started.elapsed().as_secs_f64());
+            return reply;
+        }
+
+        let tag = &self.scanner.config().tag;
+        let prefix = match verdict.action {
+            Action::Tag => tag.subject_prefix.as_deref(),
+            _ => None,
+        };
+        let mut marked =
+            marks::verdict_fields(&verdict, self.scanner.config().thresholds.tag, tag).into_bytes();
+        marked.extend_from_slice(&marks::rewrite_header(
+            &stamped,
+            marks::OWNED_FIELDS,
+            prefix,
+        ));
+        drop(stamped);
+
+        let size = marked.len() as u64;
         let reply = Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
         let reception = EventKind::Received {
             client_ip: session.peer.ip().to_string(),
@@ -278,21 +461,61 @@ impl Handler for Gateway {
             mail_from: mail_from.clone(),
             recipients: recipients.clone(),
             size,
-            message_id: fields.message_id,
-            subject: fields.subject,
+            message_id: fields.message_id.clone(),
+            subject: fields.subject.clone(),
             reply: reply.to_string(),
         };
-        let reply = match self
-            .queue
-            .enqueue(id.clone(), envelope, stamped, reception)
-            .await
-        {
-            Ok(_) => {
+
+        let stored = if verdict.action == Action::Quarantine {
+            let held = Held {
+                id: id.clone(),
+                received_at: now,
+                client_ip: session.peer.ip().to_string(),
+                envelope,
+                size,
+                message_id: fields.message_id,
+                subject: fields.subject,
+                verdict: verdict.clone(),
+            };
+            match self.quarantine.hold_async(held, Arc::new(marked)).await {
+                Ok(()) => {
+                    self.store.record(&id, reception);
+                    self.store.record(&id, scanned);
+                    self.store.record(
+                        &id,
+                        EventKind::Quarantined {
+                            recipients: recipients.clone(),
+                            reason: main_reason(&verdict),
+                        },
+                    );
+                    Ok("quarantined")
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        } else {
+            match self
+                .queue
+                .enqueue(id.clone(), envelope, marked, reception)
+                .await
+            {
+                Ok(_) => {
+                    self.store.record(&id, scanned);
+                    Ok(if verdict.action == Action::Tag {
+                        "tagged"
+                    } else {
+                        "queued"
+                    })
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let reply = match stored {
+            Ok(how) => {
                 metrics()
                     .messages
-                    .with_label_values(&["accepted", "queued"])
+                    .with_label_values(&["accepted", how])
                     .inc();
-                tracing::info!(id = %id, from = %mail_from, to = ?recipients, size, peer = %session.peer.ip(), "queued");
+                tracing::info!(id = %id, from = %mail_from, to = ?recipients, size, peer = %session.peer.ip(), score = verdict.score, action = how, "accepted");
                 reply
             }
             Err(e) => {

@@ -24,7 +24,7 @@ pub struct TraceArgs {
     /// Only messages received within this time back from now: 30m, 2h, 7d.
     #[arg(long, value_parser = parse_since)]
     since: Option<std::time::Duration>,
-    /// queued, deferred, delivered, bounced, rejected or deleted.
+    /// queued, deferred, delivered, bounced, rejected, deleted or quarantined.
     #[arg(long, value_parser = parse_status)]
     status: Option<MessageStatus>,
     /// At most this many messages, newest first.
@@ -46,8 +46,9 @@ fn parse_since(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_status(s: &str) -> Result<MessageStatus, String> {
-    MessageStatus::parse(s)
-        .ok_or_else(|| "one of queued, deferred, delivered, bounced, rejected, deleted".into())
+    MessageStatus::parse(s).ok_or_else(|| {
+        "one of queued, deferred, delivered, bounced, rejected, deleted, quarantined".into()
+    })
 }
 
 pub fn run(config: &Config, args: &TraceArgs) -> Result<ExitCode> {
@@ -113,6 +114,12 @@ fn print_text(found: &[MessageTrace]) {
         if let Some(r) = &m.reason {
             println!("  refused: {r}");
         }
+        if let (Some(score), Some(action)) = (m.score, &m.action) {
+            println!(
+                "  verdict: {action} ({}), score {score:.2}",
+                m.category.as_deref().unwrap_or("?")
+            );
+        }
         for r in &m.recipients {
             println!(
                 "  to {}: {}{}",
@@ -125,6 +132,11 @@ fn print_text(found: &[MessageTrace]) {
             );
         }
         for e in &m.events {
+            let kind = e.kind.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+            if kind == "scanned" {
+                print_scanned(&e.at_rfc3339, &e.kind);
+                continue;
+            }
             let detail = e.kind.as_object().map(|o| {
                 o.iter()
                     .filter(|(k, v)| *k != "kind" && !v.is_null())
@@ -139,7 +151,6 @@ fn print_text(found: &[MessageTrace]) {
                     .collect::<Vec<_>>()
                     .join(" ")
             });
-            let kind = e.kind.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
             println!(
                 "    {}  {kind}  {}",
                 e.at_rfc3339,
@@ -147,6 +158,31 @@ fn print_text(found: &[MessageTrace]) {
             );
         }
         println!();
+    }
+}
+
+/// A scan event: the verdict, then one line per symbol, as SpamAssassin's report.
+fn print_scanned(at: &str, e: &serde_json::Value) {
+    let get = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("?");
+    println!(
+        "    {at}  scanned  action={} category={} score={:.2} ({} us)",
+        get("action"),
+        get("category"),
+        e.get("score").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        e.get("elapsed_us").and_then(|v| v.as_u64()).unwrap_or(0)
+    );
+    for s in e
+        .get("symbols")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "      {:>8.2} {:<28} {}",
+            s.get("score").and_then(|v| v.as_f64()).unwrap_or(0.0),
+            s.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
+            s.get("detail").and_then(|v| v.as_str()).unwrap_or("")
+        );
     }
 }
 

@@ -357,6 +357,11 @@ impl Config {
     }
 
     /// The data folder's layout.
+    /// Where held mail is kept.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.server.data_dir.join("quarantine")
+    }
+
     pub fn spool_dir(&self) -> PathBuf {
         self.server.data_dir.join("queue")
     }

@@ -17,6 +17,7 @@
 //! written mode 0600. Passwords are read from standard input, never from arguments
 //! (which other users can see), and are never logged.
 
+mod cli_quarantine;
 mod cli_queue;
 mod cli_scan;
 mod cli_trace;
@@ -65,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         action: cli_queue::QueueAction,
     },
+    /// Look at held mail.
+    Quarantine {
+        #[command(subcommand)]
+        action: cli_quarantine::QuarantineAction,
+    },
     /// Scan message files and print each verdict.
     Scan {
         #[command(flatten)]
@@ -89,6 +95,7 @@ fn main() -> ExitCode {
         Command::Serve { .. } => tokio_main(serve::run(config)),
         Command::Trace { query, .. } => cli_trace::run(&config, &query),
         Command::Queue { action, .. } => tokio_main(cli_queue::run(&config, action)),
+        Command::Quarantine { action } => cli_quarantine::run(&config, &action),
         Command::Scan { args } => cli_scan::run(&config, &args),
         Command::HashPassword => hash_password(),
     };

@@ -80,7 +80,16 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
     tracing::info!(addr = %config.http.listen, "HTTP listening");
 
     queue.start();
-    let gateway = Gateway::new(policy, queue.clone(), store.clone());
+    let scanner =
+        Arc::new(portcullis_scan::Scanner::new(config.scan_config()).context("scanner settings")?);
+    let quarantine = portcullis_quarantine::Quarantine::open(&config.quarantine_dir())
+        .with_context(|| {
+            format!(
+                "cannot open the quarantine in {}",
+                config.quarantine_dir().display()
+            )
+        })?;
+    let gateway = Gateway::new(policy, queue.clone(), store.clone(), scanner, quarantine);
     let limits = Arc::new(session_limits(&config));
     let conn_limits = ConnectionLimits {
         max_connections: config.smtp.max_connections,

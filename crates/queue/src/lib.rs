@@ -18,7 +18,7 @@
 //! are never sent to the null sender, so bounces cannot loop; queue size is
 //! bounded by disk, and the delivery concurrency by configuration.
 
-mod dirsync;
+pub mod dirsync;
 pub mod dsn;
 pub mod id;
 pub mod maildir;

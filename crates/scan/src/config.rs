@@ -23,6 +23,20 @@ pub struct ScanConfig {
     /// Admin rules: a regex over one header or the decoded body.
     pub rules: Vec<RuleConfig>,
     pub auth: AuthConfig,
+    pub tag: TagConfig,
+}
+
+/// `[scan.tag]`: how delivered mail shows its verdict to the server downstream.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TagConfig {
+    /// Put in front of the Subject of tagged mail, e.g. "[SPAM] ". Off by default:
+    /// the X-Spam headers (and the SCL) are what mail servers and clients filter on.
+    pub subject_prefix: Option<String>,
+    /// Add `X-MS-Exchange-Organization-SCL` (spam confidence level) so that an
+    /// Exchange server downstream files tagged mail in Junk: 6 for tagged mail,
+    /// 9 for mail released from quarantine, 1 for the rest.
+    pub exchange_scl: bool,
 }
 
 /// `[scan.links]`: local URL lists.

@@ -21,7 +21,7 @@ pub mod config;
 pub mod envelope;
 pub mod verdict;
 
-pub use config::ScanConfig;
+pub use config::{ScanConfig, TagConfig};
 pub use envelope::Envelope;
 pub use verdict::{Action, Category, Symbol, Thresholds, Verdict};
 
@@ -79,6 +79,10 @@ impl Scanner {
             rules,
             model: RwLock::new(None),
         })
+    }
+
+    pub fn config(&self) -> &ScanConfig {
+        &self.config
     }
 
     /// Uses this classifier model from now on (`None`: no classifier).

@@ -23,6 +23,18 @@ pub enum Category {
     Policy,
 }
 
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Clean => "clean",
+            Category::Spam => "spam",
+            Category::Phishing => "phishing",
+            Category::Malware => "malware",
+            Category::Policy => "policy",
+        }
+    }
+}
+
 /// What the gateway does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +43,17 @@ pub enum Action {
     Tag,
     Quarantine,
     Reject,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deliver => "deliver",
+            Action::Tag => "tag",
+            Action::Quarantine => "quarantine",
+            Action::Reject => "reject",
+        }
+    }
 }
 
 /// Score limits for each action (`[scan.thresholds]`).

@@ -17,7 +17,7 @@ pub mod trace;
 
 pub use trace::{
     Event, EventKind, MessageQuery, MessageStatus, MessageTrace, RecipientStatus, RecipientTrace,
-    Store, StoreError, TraceEvent,
+    ScanSymbol, Store, StoreError, TraceEvent,
 };
 
 /// Milliseconds since the Unix epoch.

@@ -37,3 +37,25 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_message ON events(message);
 ";
+
+/// Columns added after the first release, added to older databases at open.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("messages", "score", "REAL"),
+    ("messages", "action", "TEXT"),
+    ("messages", "category", "TEXT"),
+];
+
+/// Brings an older database up to the current schema.
+pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?"),
+            [column],
+            |row| row.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}

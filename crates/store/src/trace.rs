@@ -35,6 +35,8 @@ pub enum MessageStatus {
     Rejected,
     /// Removed from the queue by an administrator.
     Deleted,
+    /// Accepted and held in quarantine by the scanner's verdict.
+    Quarantined,
 }
 
 /// Where one recipient stands.
@@ -49,6 +51,7 @@ impl MessageStatus {
             MessageStatus::Bounced => "bounced",
             MessageStatus::Rejected => "rejected",
             MessageStatus::Deleted => "deleted",
+            MessageStatus::Quarantined => "quarantined",
         }
     }
 
@@ -60,6 +63,7 @@ impl MessageStatus {
             "bounced" => MessageStatus::Bounced,
             "rejected" => MessageStatus::Rejected,
             "deleted" => MessageStatus::Deleted,
+            "quarantined" => MessageStatus::Quarantined,
             _ => return None,
         })
     }
@@ -80,6 +84,9 @@ impl MessageStatus {
             } else {
                 Queued
             };
+        }
+        if statuses.contains(&Quarantined) {
+            return Quarantined;
         }
         if statuses.iter().all(|s| *s == Delivered) {
             Delivered
@@ -145,6 +152,29 @@ pub enum EventKind {
     RetryRequested,
     /// An administrator removed the message from the queue.
     Deleted { recipients: Vec<String> },
+    /// The scanner's verdict, with every symbol that made it.
+    Scanned {
+        score: f64,
+        /// `clean`, `spam`, `phishing`, `malware` or `policy`.
+        category: String,
+        /// `deliver`, `tag`, `quarantine` or `reject`.
+        action: String,
+        symbols: Vec<ScanSymbol>,
+        elapsed_us: u64,
+    },
+    /// Held in quarantine instead of being queued for delivery.
+    Quarantined {
+        recipients: Vec<String>,
+        reason: String,
+    },
+}
+
+/// One symbol of a stored verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanSymbol {
+    pub name: String,
+    pub score: f64,
+    pub detail: String,
 }
 
 impl EventKind {
@@ -157,6 +187,8 @@ impl EventKind {
             EventKind::DsnQueued { .. } => "dsn_queued",
             EventKind::RetryRequested => "retry_requested",
             EventKind::Deleted { .. } => "deleted",
+            EventKind::Scanned { .. } => "scanned",
+            EventKind::Quarantined { .. } => "quarantined",
         }
     }
 }
@@ -204,6 +236,10 @@ pub struct MessageTrace {
     pub subject: Option<String>,
     /// For rejected messages: the reply the client got.
     pub reason: Option<String>,
+    /// The scanner's total score, action and category, once scanned.
+    pub score: Option<f64>,
+    pub action: Option<String>,
+    pub category: Option<String>,
     pub recipients: Vec<RecipientTrace>,
     pub events: Vec<Event>,
 }
@@ -253,6 +289,7 @@ impl Store {
         }
         let writer_conn = open_connection(path)?;
         writer_conn.execute_batch(SCHEMA)?;
+        crate::schema::migrate(&writer_conn)?;
         // Checkpoints are mostly scheduled by the writer (see `writer_loop`).
         writer_conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         let reader = open_connection(path)?;
@@ -320,7 +357,8 @@ impl Store {
             .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
         let mut sql = String::from(
             "SELECT id, received_at, updated_at, status, client_ip, helo, tls, auth_user, \
-             mail_from, size, message_id, subject, reason FROM messages m WHERE 1=1",
+             mail_from, size, message_id, subject, reason, score, action, category \
+             FROM messages m WHERE 1=1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(id) = &q.id {
@@ -376,6 +414,9 @@ impl Store {
                 message_id: row.get(10)?,
                 subject: row.get(11)?,
                 reason: row.get(12)?,
+                score: row.get(13)?,
+                action: row.get(14)?,
+                category: row.get(15)?,
                 recipients: Vec::new(),
                 events: Vec::new(),
             })
@@ -595,6 +636,25 @@ fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreErro
             recipients,
             MessageStatus::Deleted,
             Some(&"deleted by an administrator".to_string()),
+            e.at,
+        )?,
+        EventKind::Scanned {
+            score,
+            category,
+            action,
+            ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE messages SET score = ?, action = ?, category = ?, updated_at = ? WHERE id = ?",
+            )?
+            .execute(params![score, action, category, e.at, e.message])?;
+        }
+        EventKind::Quarantined { recipients, reason } => set_recipients(
+            tx,
+            &e.message,
+            recipients,
+            MessageStatus::Quarantined,
+            Some(reason),
             e.at,
         )?,
         EventKind::DsnQueued { .. } | EventKind::RetryRequested => {}

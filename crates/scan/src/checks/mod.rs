@@ -16,6 +16,7 @@ use portcullis_classifier::Model;
 
 /// What the checks see: the raw bytes, the MIME structure when it parsed, the
 /// envelope and the configuration.
+#[allow(dead_code)]
 pub(crate) struct View<'a> {
     pub raw: &'a [u8],
     pub parsed: Option<&'a Message<'a>>,
@@ -47,6 +48,7 @@ impl<'a> View<'a> {
     /// envelope's time in the gateway, else the date of the newest (topmost)
     /// Received header, so that archived mail scans as it did when it arrived.
     /// Time-based checks compare with this, never with the wall clock.
+    #[allow(dead_code)]
     pub fn received_at(&self) -> Option<i64> {
         if let Some(t) = self.envelope.received_at {
             return Some(t);
