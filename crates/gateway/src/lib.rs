@@ -216,15 +216,16 @@ pub fn received_header(
 }
 
 impl Gateway {
-    /// Scans the stamped message off the async threads (scanning is CPU work) and
-    /// hands the bytes back with the verdict and the time it took.
+    /// Authenticates the sender (DNS), then scans the stamped message off the
+    /// async threads (scanning is CPU work). Hands the bytes back with the
+    /// verdict, the time it took and the Authentication-Results field to add.
     async fn scan(
         &self,
         session: &SessionInfo,
         envelope: &Envelope,
         stamped: Vec<u8>,
         now_ms: i64,
-    ) -> (Vec<u8>, Verdict, u64) {
+    ) -> (Vec<u8>, Verdict, u64, Option<String>) {
         let scan_envelope = portcullis_scan::Envelope {
             client_ip: Some(session.peer.ip()),
             helo: session.helo.clone(),
@@ -240,11 +241,21 @@ impl Gateway {
         };
         let scanner = self.scanner.clone();
         let started = Instant::now();
+        // Clients in trusted networks are the organisation's own servers: their
+        // mail is not checked against the sender domain's published policy.
+        let auth = if self.is_trusted(session.peer.ip()) {
+            None
+        } else {
+            self.scanner.authenticate(&stamped, &scan_envelope).await
+        };
+        let auth_results = auth.as_ref().map(|a| a.header.clone());
         // Shared with the scanning thread so that the bytes survive a scanner panic.
         let shared = Arc::new(stamped);
         let for_scan = shared.clone();
-        let result =
-            tokio::task::spawn_blocking(move || scanner.scan(&for_scan, &scan_envelope)).await;
+        let result = tokio::task::spawn_blocking(move || {
+            scanner.scan_with(&for_scan, &scan_envelope, auth.as_ref())
+        })
+        .await;
         let stamped = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
         let verdict = match result {
             Ok(v) => v,
@@ -270,7 +281,7 @@ impl Gateway {
             .verdicts
             .with_label_values(&[verdict.action.as_str(), verdict.category.as_str()])
             .inc();
-        (stamped, verdict, elapsed.as_micros() as u64)
+        (stamped, verdict, elapsed.as_micros() as u64, auth_results)
     }
 }
 
@@ -402,7 +413,8 @@ impl Handler for Gateway {
         stamped.extend_from_slice(&message);
         drop(message);
 
-        let (stamped, verdict, scan_us) = self.scan(session, &envelope, stamped, now).await;
+        let (stamped, verdict, scan_us, auth_results) =
+            self.scan(session, &envelope, stamped, now).await;
         let recipients: Vec<String> = envelope
             .recipients
             .iter()
@@ -442,13 +454,19 @@ impl Handler for Gateway {
             Action::Tag => tag.subject_prefix.as_deref(),
             _ => None,
         };
-        let mut marked =
-            marks::verdict_fields(&verdict, self.scanner.config().thresholds.tag, tag).into_bytes();
-        marked.extend_from_slice(&marks::rewrite_header(
-            &stamped,
-            marks::OWNED_FIELDS,
-            prefix,
-        ));
+        let authserv_id = self
+            .scanner
+            .config()
+            .auth
+            .authserv_id
+            .as_deref()
+            .unwrap_or(&self.policy.hostname);
+        let ours = |name: &str, value: &str| marks::is_owned_field(name, value, authserv_id);
+        let mut marked = auth_results.unwrap_or_default().into_bytes();
+        marked.extend_from_slice(
+            marks::verdict_fields(&verdict, self.scanner.config().thresholds.tag, tag).as_bytes(),
+        );
+        marked.extend_from_slice(&marks::rewrite_header(&stamped, &ours, prefix));
         drop(stamped);
 
         let size = marked.len() as u64;

@@ -77,33 +77,58 @@ fn header_end(message: &[u8]) -> usize {
         .unwrap_or(message.len())
 }
 
-/// Rewrites the header block: drops fields named in `drop` (with their folded
-/// continuation lines) and puts `prefix` in front of the Subject's value. The
-/// body is copied untouched.
-pub fn rewrite_header(message: &[u8], drop: &[&str], subject_prefix: Option<&str>) -> Vec<u8> {
+/// Whether an incoming field is ours to replace: the verdict marks, and
+/// `Authentication-Results` claiming our authserv-id (RFC 8601 section 5: a
+/// receiver removes such fields, which only a forger could have written).
+pub fn is_owned_field(name: &str, value: &str, authserv_id: &str) -> bool {
+    if OWNED_FIELDS.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+        return true;
+    }
+    name.eq_ignore_ascii_case("Authentication-Results")
+        && portcullis_scan::auth::authserv_id(value).eq_ignore_ascii_case(authserv_id)
+}
+
+/// Rewrites the header block field by field (a field with its folded
+/// continuation lines): drops those `drop(name, value)` selects and puts
+/// `subject_prefix` in front of the Subject's value. The body is copied untouched.
+pub fn rewrite_header(
+    message: &[u8],
+    drop: &dyn Fn(&str, &str) -> bool,
+    subject_prefix: Option<&str>,
+) -> Vec<u8> {
     let end = header_end(message);
     let (head, body) = message.split_at(end);
     let mut out = Vec::with_capacity(message.len() + 32);
-    let mut dropping = false;
     let mut prefixed = false;
+    // Split the block into whole fields first, so a decision sees the whole value.
+    let mut fields: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
     for line in head.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b" ") || line.starts_with(b"\t") {
-            if !dropping {
-                out.extend_from_slice(line);
-            }
-            continue;
+        let continuation = line.starts_with(b" ") || line.starts_with(b"\t");
+        if !continuation && pos > start {
+            fields.push(&head[start..pos]);
+            start = pos;
         }
-        let colon = line.iter().position(|&b| b == b':');
-        let name = colon.map(|c| &line[..c]).unwrap_or_default();
+        pos += line.len();
+    }
+    if pos > start {
+        fields.push(&head[start..pos]);
+    }
+    for field in fields {
+        let colon = field.iter().position(|&b| b == b':');
+        let name = colon.map(|c| &field[..c]).unwrap_or_default();
         let name = std::str::from_utf8(name).unwrap_or_default().trim();
-        dropping = !name.is_empty() && drop.iter().any(|d| d.eq_ignore_ascii_case(name));
-        if dropping {
-            continue;
+        if !name.is_empty() {
+            let value = String::from_utf8_lossy(&field[colon.map_or(0, |c| c + 1)..]);
+            if drop(name, &value) {
+                continue;
+            }
         }
-        match subject_prefix {
-            Some(prefix) if !prefixed && name.eq_ignore_ascii_case("Subject") => {
+        match (subject_prefix, colon) {
+            (Some(prefix), Some(colon)) if !prefixed && name.eq_ignore_ascii_case("Subject") => {
                 prefixed = true;
-                let value = &line[colon.map_or(0, |c| c + 1)..];
+                let value = &field[colon + 1..];
                 let value = value.strip_prefix(b" ").unwrap_or(value);
                 out.extend_from_slice(b"Subject: ");
                 if !value.starts_with(prefix.as_bytes()) {
@@ -111,7 +136,7 @@ pub fn rewrite_header(message: &[u8], drop: &[&str], subject_prefix: Option<&str
                 }
                 out.extend_from_slice(value);
             }
-            _ => out.extend_from_slice(line),
+            _ => out.extend_from_slice(field),
         }
     }
     if let (Some(prefix), false) = (subject_prefix, prefixed) {
@@ -169,16 +194,29 @@ mod tests {
     #[test]
     fn incoming_marks_are_dropped_and_the_subject_prefixed() {
         let m = b"X-Spam-Flag: NO\r\nSubject: hello\r\nX-Spam-Status: No,\r\n\tscore=-5\r\nTo: b@x\r\n\r\nX-Spam-Flag: body\r\n";
-        let out = rewrite_header(m, OWNED_FIELDS, Some("[SPAM] "));
+        let ours = |n: &str, v: &str| is_owned_field(n, v, "gw.test");
+        let out = rewrite_header(m, &ours, Some("[SPAM] "));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Subject: [SPAM] hello\r\nTo: b@x\r\n\r\nX-Spam-Flag: body\r\n"
         );
         // Never prefixed twice.
-        let out = rewrite_header(b"Subject: [SPAM] hi\r\n\r\n", &[], Some("[SPAM] "));
+        let none = |_: &str, _: &str| false;
+        let out = rewrite_header(b"Subject: [SPAM] hi\r\n\r\n", &none, Some("[SPAM] "));
         assert_eq!(out, b"Subject: [SPAM] hi\r\n\r\n");
         // No Subject: one is added.
-        let out = rewrite_header(b"To: b@x\r\n\r\nbody", &[], Some("[SPAM] "));
+        let out = rewrite_header(b"To: b@x\r\n\r\nbody", &none, Some("[SPAM] "));
         assert_eq!(out, b"To: b@x\r\nSubject: [SPAM]\r\n\r\nbody");
+    }
+
+    #[test]
+    fn forged_authentication_results_go_and_others_stay() {
+        let m = b"Authentication-Results:\r\n\tgw.test; dmarc=pass\r\nAuthentication-Results: relay.test; spf=fail\r\nFrom: a@x\r\n\r\nhi";
+        let ours = |n: &str, v: &str| is_owned_field(n, v, "GW.test");
+        let out = rewrite_header(m, &ours, None);
+        assert_eq!(
+            out,
+            b"Authentication-Results: relay.test; spf=fail\r\nFrom: a@x\r\n\r\nhi"
+        );
     }
 }

@@ -27,6 +27,13 @@ enum Format {
 
 pub fn run(config: &Config, args: &ScanArgs) -> Result<ExitCode> {
     let scanner = Scanner::new(config.scan_config())?;
+    // The trained classifier, when this configuration's store has one.
+    if config.store_path().exists() {
+        let store = portcullis_store::Store::open_sqlite(&config.store_path())?;
+        if let Some((model, _)) = crate::model::load(&store)? {
+            scanner.set_model(Some(std::sync::Arc::new(model)));
+        }
+    }
     let mut files = Vec::new();
     for p in &args.paths {
         collect(p, &mut files);
@@ -93,7 +100,7 @@ fn name<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Files under `path` in a stable order; hidden files are skipped in folders.
-fn collect(path: &Path, out: &mut Vec<PathBuf>) {
+pub fn collect(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -112,7 +119,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Skips an mbox `From ` separator line if the file starts with one.
-fn strip_mbox_from(raw: &[u8]) -> &[u8] {
+pub fn strip_mbox_from(raw: &[u8]) -> &[u8] {
     if raw.starts_with(b"From ") {
         match memchr_newline(raw) {
             Some(i) => &raw[i + 1..],

@@ -21,8 +21,10 @@ mod cli_quarantine;
 mod cli_queue;
 mod cli_scan;
 mod cli_trace;
+mod cli_train;
 mod config;
 mod http_client;
+mod model;
 mod serve;
 mod tls;
 
@@ -76,6 +78,11 @@ enum Command {
         #[command(flatten)]
         args: cli_scan::ScanArgs,
     },
+    /// Teach the content classifier this site's spam and ham.
+    Train {
+        #[command(flatten)]
+        args: cli_train::TrainArgs,
+    },
     /// Read a password on standard input and print its argon2 hash for `[[users]]`.
     HashPassword,
 }
@@ -97,6 +104,7 @@ fn main() -> ExitCode {
         Command::Queue { action, .. } => tokio_main(cli_queue::run(&config, action)),
         Command::Quarantine { action } => cli_quarantine::run(&config, &action),
         Command::Scan { args } => cli_scan::run(&config, &args),
+        Command::Train { args } => cli_train::run(&config, &args),
         Command::HashPassword => hash_password(),
     };
     match result {

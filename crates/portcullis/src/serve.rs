@@ -80,8 +80,32 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
     tracing::info!(addr = %config.http.listen, "HTTP listening");
 
     queue.start();
-    let scanner =
-        Arc::new(portcullis_scan::Scanner::new(config.scan_config()).context("scanner settings")?);
+    let scanner = Arc::new(
+        portcullis_scan::Scanner::new(config.scan_config())
+            .and_then(|s| s.with_dns(&config.dns.servers))
+            .context("scanner settings")?,
+    );
+    let loaded_at = match crate::model::load(&store) {
+        Ok(Some((model, at))) => {
+            let (spam, ham) = model.learned();
+            tracing::info!(spam, ham, "classifier model loaded");
+            scanner.set_model(Some(Arc::new(model)));
+            Some(at)
+        }
+        Ok(None) => {
+            tracing::warn!("no classifier model yet: teach it with `portcullis train`");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the stored classifier model cannot be read; scanning without it");
+            None
+        }
+    };
+    tokio::spawn(crate::model::follow(
+        store.clone(),
+        scanner.clone(),
+        loaded_at,
+    ));
     let quarantine = portcullis_quarantine::Quarantine::open(&config.quarantine_dir())
         .with_context(|| {
             format!(

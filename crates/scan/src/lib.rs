@@ -16,11 +16,13 @@
 //! linear-time routines and never execute, open or follow anything in the message.
 //! A message that cannot be parsed still gets a verdict from the raw bytes.
 
+pub mod auth;
 mod checks;
 pub mod config;
 pub mod envelope;
 pub mod verdict;
 
+pub use auth::AuthReport;
 pub use config::{ScanConfig, TagConfig};
 pub use envelope::Envelope;
 pub use verdict::{Action, Category, Symbol, Thresholds, Verdict};
@@ -34,6 +36,8 @@ use std::sync::{Arc, RwLock};
 pub enum ScanError {
     #[error("scan rule {name}: {reason}")]
     BadRule { name: String, reason: String },
+    #[error("the DNS resolver for authentication checks: {0}")]
+    Dns(String),
 }
 
 /// A finding before weights are applied: the symbol and the kind of threat it
@@ -69,6 +73,7 @@ pub struct Scanner {
     config: ScanConfig,
     rules: checks::CompiledRules,
     model: RwLock<Option<Arc<Model>>>,
+    authenticator: Option<auth::Authenticator>,
 }
 
 impl Scanner {
@@ -78,7 +83,34 @@ impl Scanner {
             config,
             rules,
             model: RwLock::new(None),
+            authenticator: None,
         })
+    }
+
+    /// Turns on SPF, DKIM, ARC and DMARC (when `[scan.auth] enabled`), asking
+    /// these DNS servers (the system's when empty).
+    pub fn with_dns(mut self, servers: &[std::net::SocketAddr]) -> Result<Scanner, ScanError> {
+        if self.config.auth.enabled {
+            self.authenticator = Some(auth::Authenticator::new(servers).map_err(ScanError::Dns)?);
+        }
+        Ok(self)
+    }
+
+    /// Authenticates the sender of a message received from outside. `None` when
+    /// the checks are off or do not apply: mail from a logged-in user is the
+    /// organisation's own.
+    pub async fn authenticate(&self, raw: &[u8], envelope: &Envelope) -> Option<AuthReport> {
+        let authenticator = self.authenticator.as_ref()?;
+        if envelope.auth_user.is_some() {
+            return None;
+        }
+        let id = self
+            .config
+            .auth
+            .authserv_id
+            .as_deref()
+            .unwrap_or("localhost");
+        Some(auth::authenticate(authenticator, id, raw, envelope).await)
     }
 
     pub fn config(&self) -> &ScanConfig {
@@ -92,8 +124,15 @@ impl Scanner {
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
     }
 
-    /// Scans one raw RFC 5322 message that arrived with `envelope`.
+    /// Scans one raw RFC 5322 message that arrived with `envelope`, without
+    /// sender authentication.
     pub fn scan(&self, raw: &[u8], envelope: &Envelope) -> Verdict {
+        self.scan_with(raw, envelope, None)
+    }
+
+    /// Scans a message whose sender was authenticated (see
+    /// [`Scanner::authenticate`]); the report's symbols join the verdict.
+    pub fn scan_with(&self, raw: &[u8], envelope: &Envelope, auth: Option<&AuthReport>) -> Verdict {
         let parsed = mail_parser::MessageParser::default().parse(raw);
         let view = checks::View {
             raw,
@@ -102,7 +141,17 @@ impl Scanner {
             config: &self.config,
         };
         let model = self.model.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let findings = checks::run(&view, &self.rules, model.as_deref());
+        let mut findings = Vec::new();
+        if let Some(report) = auth {
+            findings.extend(report.findings.iter().cloned());
+        }
+        if let Some(m) = parsed.as_ref() {
+            findings.extend(auth::trusted_results(
+                m,
+                &self.config.auth.trusted_authserv_ids,
+            ));
+        }
+        findings.extend(checks::run(&view, &self.rules, model.as_deref()));
         self.verdict(findings)
     }
 

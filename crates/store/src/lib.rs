@@ -1,6 +1,7 @@
-//! portcullis-store: what the gateway remembers. Today that is the message trace:
-//! one record per message (connection, envelope, headers of interest, status), one
-//! per recipient (status and the last reply) and the ordered events of its journey.
+//! portcullis-store: what the gateway remembers. The message trace: one record per
+//! message (connection, envelope, headers of interest, status, verdict), one per
+//! recipient (status and the last reply) and the ordered events of its journey.
+//! And the learned models (the content classifier's), shared by every process.
 //! SQLite is the embedded default; the schema is plain SQL so that a PostgreSQL
 //! backend for cluster mode can follow the same shape.
 //!
@@ -12,6 +13,7 @@
 //! thread in batches so a flood of events cannot exhaust connections, and a full
 //! queue of events applies back-pressure instead of growing without bound.
 
+mod models;
 mod schema;
 pub mod trace;
 

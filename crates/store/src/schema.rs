@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS events (
     detail  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_message ON events(message);
+CREATE TABLE IF NOT EXISTS models (
+    name       TEXT PRIMARY KEY,
+    data       BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 ";
 
 /// Columns added after the first release, added to older databases at open.

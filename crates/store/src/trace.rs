@@ -267,10 +267,11 @@ enum Command {
 #[derive(Clone)]
 pub struct Store {
     writer: SyncSender<Command>,
-    reader: Arc<Mutex<Connection>>,
+    pub(crate) reader: Arc<Mutex<Connection>>,
+    pub(crate) path: std::path::PathBuf,
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -301,6 +302,7 @@ impl Store {
         Ok(Store {
             writer: tx,
             reader: Arc::new(Mutex::new(reader)),
+            path: path.to_path_buf(),
         })
     }
 

@@ -466,6 +466,9 @@ impl Dns {
                 "--bind-interfaces",
                 "--listen-address=127.0.0.1",
                 "--pid-file=",
+                // Authoritative for the test zones: unknown names under .test get
+                // NXDOMAIN as from a real server, not REFUSED.
+                "--local=/test/",
             ])
             .arg(format!("--port={port}"))
             .arg(format!(
