@@ -131,7 +131,10 @@ fn a_signed_message_from_an_allowed_host_passes_and_carries_our_results() {
         "alice@pass.test",
         "Authentication-Results: gw.portcullis.test; dmarc=pass (forged)\r\n",
     );
-    let key = RsaKey::<Sha256>::from_pkcs8_pem(&w.key_pem).expect("key");
+    let der = rustls_pemfile::private_key(&mut w.key_pem.as_bytes())
+        .expect("read key")
+        .expect("a private key");
+    let key = RsaKey::<Sha256>::from_key_der(der).expect("key");
     let signature = DkimSigner::from_key(key)
         .domain("pass.test")
         .selector("s1")
