@@ -4,6 +4,9 @@
 #   postfix      a real MTA as relay and smtp-source / smtp-sink for load and sinks
 #   dnsmasq-base a local DNS server for MX lookups
 #   libnet-ssleay-perl  TLS for swaks
+#   clamav-daemon       clamd, the virus scanner (tests give it their own small
+#                       signature file: no signature download is needed)
+#   clamav-testfiles    harmless files that ClamAV's test signatures detect
 set -euo pipefail
 
 need=()
@@ -11,6 +14,9 @@ command -v swaks >/dev/null || need+=(swaks)
 { command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ]; } || need+=(postfix)
 { command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ]; } || need+=(dnsmasq-base)
 command -v openssl >/dev/null || need+=(openssl)
+{ command -v clamd >/dev/null || [ -x /usr/sbin/clamd ]; } || need+=(clamav-daemon)
+command -v sigtool >/dev/null || need+=(clamav)
+[ -f /usr/share/clamav-testfiles/clam.exe ] || need+=(clamav-testfiles)
 # swaks speaks TLS through Net::SSLeay, a recommended (not required) package.
 perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
 perl -MIO::Socket::INET6 -e1 2>/dev/null || need+=(libio-socket-inet6-perl)

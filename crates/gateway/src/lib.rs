@@ -225,7 +225,7 @@ impl Gateway {
         envelope: &Envelope,
         stamped: Vec<u8>,
         now_ms: i64,
-    ) -> (Vec<u8>, Verdict, u64, Option<String>) {
+    ) -> Result<(Vec<u8>, Verdict, u64, Option<String>), portcullis_scan::ScanError> {
         let scan_envelope = portcullis_scan::Envelope {
             client_ip: Some(session.peer.ip()),
             helo: session.helo.clone(),
@@ -243,17 +243,27 @@ impl Gateway {
         let started = Instant::now();
         // Clients in trusted networks are the organisation's own servers: their
         // mail is not checked against the sender domain's published policy.
-        let auth = if self.is_trusted(session.peer.ip()) {
-            None
-        } else {
-            self.scanner.authenticate(&stamped, &scan_envelope).await
+        let trusted = self.is_trusted(session.peer.ip());
+        let (auth, antivirus) = tokio::join!(
+            async {
+                if trusted {
+                    None
+                } else {
+                    self.scanner.authenticate(&stamped, &scan_envelope).await
+                }
+            },
+            self.scanner.antivirus(&stamped)
+        );
+        let lookups = portcullis_scan::Lookups {
+            auth,
+            antivirus: antivirus?,
         };
-        let auth_results = auth.as_ref().map(|a| a.header.clone());
+        let auth_results = lookups.auth.as_ref().map(|a| a.header.clone());
         // Shared with the scanning thread so that the bytes survive a scanner panic.
         let shared = Arc::new(stamped);
         let for_scan = shared.clone();
         let result = tokio::task::spawn_blocking(move || {
-            scanner.scan_with(&for_scan, &scan_envelope, auth.as_ref())
+            scanner.scan_with(&for_scan, &scan_envelope, &lookups)
         })
         .await;
         let stamped = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
@@ -281,7 +291,53 @@ impl Gateway {
             .verdicts
             .with_label_values(&[verdict.action.as_str(), verdict.category.as_str()])
             .inc();
-        (stamped, verdict, elapsed.as_micros() as u64, auth_results)
+        Ok((stamped, verdict, elapsed.as_micros() as u64, auth_results))
+    }
+}
+
+impl Gateway {
+    /// A scan that could not be done (clamd down with `on_failure = "tempfail"`):
+    /// the sender is told to retry later, and the trace and metrics say why.
+    fn scan_unavailable(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        id: &str,
+        error: portcullis_scan::ScanError,
+        started: Instant,
+    ) -> Reply {
+        tracing::error!(id, error = %error, "message not scanned; client told to retry");
+        metrics()
+            .messages
+            .with_label_values(&["refused", "scanner_unavailable"])
+            .inc();
+        let reply = Reply::new(
+            451,
+            "4.7.0",
+            format!(
+                "Temporary problem: the message could not be scanned for viruses; please try again later (trace id {id})"
+            ),
+        );
+        self.store.record(
+            id,
+            EventKind::Rejected {
+                client_ip: session.peer.ip().to_string(),
+                helo: session.helo.clone(),
+                tls: Self::tls_text(session),
+                auth_user: session.auth_user.clone(),
+                mail_from: envelope.mail_from.clone(),
+                recipients: envelope
+                    .recipients
+                    .iter()
+                    .map(|r| r.address.clone())
+                    .collect(),
+                reply: format!("{reply} [{error}]"),
+            },
+        );
+        metrics()
+            .data_seconds
+            .observe(started.elapsed().as_secs_f64());
+        reply
     }
 }
 
@@ -414,7 +470,10 @@ impl Handler for Gateway {
         drop(message);
 
         let (stamped, verdict, scan_us, auth_results) =
-            self.scan(session, &envelope, stamped, now).await;
+            match self.scan(session, &envelope, stamped, now).await {
+                Ok(scanned) => scanned,
+                Err(e) => return self.scan_unavailable(session, &envelope, &id, e, started),
+            };
         let recipients: Vec<String> = envelope
             .recipients
             .iter()

@@ -24,6 +24,8 @@ pub struct ScanConfig {
     pub rules: Vec<RuleConfig>,
     pub auth: AuthConfig,
     pub tag: TagConfig,
+    /// The virus scanner; off when absent.
+    pub clamd: Option<crate::clamd::ClamdConfig>,
 }
 
 /// `[scan.tag]`: how delivered mail shows its verdict to the server downstream.

@@ -18,6 +18,7 @@
 
 pub mod auth;
 mod checks;
+pub mod clamd;
 pub mod config;
 pub mod envelope;
 pub mod verdict;
@@ -38,6 +39,9 @@ pub enum ScanError {
     BadRule { name: String, reason: String },
     #[error("the DNS resolver for authentication checks: {0}")]
     Dns(String),
+    /// The virus scanner could not scan and the policy is to fail closed.
+    #[error("{0}")]
+    Antivirus(#[from] clamd::ClamdError),
 }
 
 /// A finding before weights are applied: the symbol and the kind of threat it
@@ -64,6 +68,20 @@ impl Finding {
             detail: detail.into(),
         }
     }
+}
+
+/// What the virus scanner said about one message.
+#[derive(Debug, Clone, Default)]
+pub struct AntivirusReport {
+    pub(crate) finding: Option<Finding>,
+}
+
+/// What the network steps (DNS for authentication, clamd) found, to join the
+/// content checks in the verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    pub auth: Option<AuthReport>,
+    pub antivirus: Option<AntivirusReport>,
 }
 
 /// The scanner. Cheap to share between sessions; the classifier model can be
@@ -124,15 +142,41 @@ impl Scanner {
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
     }
 
+    /// Asks clamd about the message, when one is configured. `Ok(None)` when
+    /// none is; an error only when clamd failed and `on_failure = "tempfail"`.
+    pub async fn antivirus(&self, raw: &[u8]) -> Result<Option<AntivirusReport>, ScanError> {
+        let Some(config) = &self.config.clamd else {
+            return Ok(None);
+        };
+        let client = clamd::Clamd::new(config.clone());
+        let finding = match client.scan(raw).await {
+            Ok(clamd::ClamdVerdict::Clean) => None,
+            Ok(clamd::ClamdVerdict::Infected(name)) => Some(Finding::new(
+                "CLAMAV_VIRUS",
+                100.0,
+                Category::Malware,
+                format!("ClamAV found {name}"),
+            )),
+            Err(e) if config.on_failure == clamd::OnFailure::Accept => Some(Finding::new(
+                "CLAMAV_UNAVAILABLE",
+                0.0,
+                Category::Clean,
+                format!("not scanned for viruses: {e}"),
+            )),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(AntivirusReport { finding }))
+    }
+
     /// Scans one raw RFC 5322 message that arrived with `envelope`, without
     /// sender authentication.
     pub fn scan(&self, raw: &[u8], envelope: &Envelope) -> Verdict {
-        self.scan_with(raw, envelope, None)
+        self.scan_with(raw, envelope, &Lookups::default())
     }
 
-    /// Scans a message whose sender was authenticated (see
-    /// [`Scanner::authenticate`]); the report's symbols join the verdict.
-    pub fn scan_with(&self, raw: &[u8], envelope: &Envelope, auth: Option<&AuthReport>) -> Verdict {
+    /// Scans a message with what the network steps found (see
+    /// [`Scanner::authenticate`] and [`Scanner::antivirus`]).
+    pub fn scan_with(&self, raw: &[u8], envelope: &Envelope, lookups: &Lookups) -> Verdict {
         let parsed = mail_parser::MessageParser::default().parse(raw);
         let view = checks::View {
             raw,
@@ -142,8 +186,11 @@ impl Scanner {
         };
         let model = self.model.read().unwrap_or_else(|e| e.into_inner()).clone();
         let mut findings = Vec::new();
-        if let Some(report) = auth {
+        if let Some(report) = &lookups.auth {
             findings.extend(report.findings.iter().cloned());
+        }
+        if let Some(f) = lookups.antivirus.as_ref().and_then(|a| a.finding.as_ref()) {
+            findings.push(f.clone());
         }
         if let Some(m) = parsed.as_ref() {
             findings.extend(auth::trusted_results(

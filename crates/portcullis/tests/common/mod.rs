@@ -444,6 +444,111 @@ impl Drop for Sink {
     }
 }
 
+/// A private clamd on a free TCP port with a signature file made here: EICAR
+/// and `clam.exe` from clamav-testfiles, as MD5 signatures (`sigtool --md5`).
+/// Nothing is downloaded; the system's clamd, if any, is not touched.
+pub struct Clamd {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+pub const EICAR: &str = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// A file from Debian's clamav-testfiles.
+pub fn clam_testfile(name: &str) -> Vec<u8> {
+    let path = Path::new("/usr/share/clamav-testfiles").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; install clamav-testfiles (scripts/install-peers.sh does)",
+            path.display()
+        )
+    })
+}
+
+impl Clamd {
+    pub fn start() -> Clamd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db");
+        std::fs::create_dir_all(&db).expect("db folder");
+        let eicar = dir.path().join("eicar.com");
+        std::fs::write(&eicar, EICAR).expect("eicar");
+        let clam = dir.path().join("clam.exe");
+        std::fs::write(&clam, clam_testfile("clam.exe")).expect("clam.exe");
+        let mut hdb = String::new();
+        for (file, name) in [
+            (&eicar, "Portcullis-Test-EICAR"),
+            (&clam, "Portcullis-Test-ClamExe"),
+        ] {
+            let out = Command::new(tool("sigtool"))
+                .arg("--md5")
+                .arg(file)
+                .output()
+                .expect("sigtool");
+            let line = String::from_utf8_lossy(&out.stdout);
+            let (sig, _) = line.trim().rsplit_once(':').expect("sigtool --md5 output");
+            hdb.push_str(&format!("{sig}:{name}\n"));
+        }
+        std::fs::write(db.join("portcullis-test.hdb"), hdb).expect("hdb");
+        let port = free_port();
+        let conf = dir.path().join("clamd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Foreground yes\nDatabaseDirectory {}\nTCPSocket {port}\nTCPAddr 127.0.0.1\n\
+                 LogFile {}\nPidFile {}\nUser {}\n",
+                db.display(),
+                dir.path().join("clamd.log").display(),
+                dir.path().join("clamd.pid").display(),
+                if is_root() { "root" } else { "nobody" },
+            ),
+        )
+        .expect("clamd.conf");
+        let mut c = Clamd {
+            port,
+            child: None,
+            dir,
+        };
+        c.spawn();
+        c
+    }
+
+    pub fn spawn(&mut self) {
+        let conf = self.dir.path().join("clamd.conf");
+        self.child = Some(
+            Command::new(tool("clamd"))
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start clamd"),
+        );
+        let port = self.port;
+        wait_until("clamd to answer PING", Duration::from_secs(60), || {
+            let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                return false;
+            };
+            let _ = s.write_all(b"zPING\0");
+            let mut buf = [0u8; 16];
+            matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"PONG"))
+        });
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// dnsmasq answering only from its command line.
 pub struct Dns {
     pub port: u16,
