@@ -237,13 +237,14 @@ impl Gateway {
                 .collect(),
             tls: Self::tls_text(session),
             auth_user: session.auth_user.clone(),
+            trusted: self.is_trusted(session.peer.ip()),
             received_at: Some(now_ms.div_euclid(1000)),
         };
         let scanner = self.scanner.clone();
         let started = Instant::now();
         // Clients in trusted networks are the organisation's own servers: their
         // mail is not checked against the sender domain's published policy.
-        let trusted = self.is_trusted(session.peer.ip());
+        let trusted = scan_envelope.trusted;
         let (auth, antivirus) = tokio::join!(
             async {
                 if trusted {

@@ -17,6 +17,9 @@ pub struct Envelope {
     pub tls: Option<String>,
     /// The submission user when the client logged in.
     pub auth_user: Option<String>,
+    /// The client is in the gateway's trusted networks (the organisation's own
+    /// servers): checks aimed at outside senders skip it.
+    pub trusted: bool,
     /// When the message was received, in seconds since the Unix epoch. `None` for a
     /// file: the checks then use the newest Received header's date.
     pub received_at: Option<i64>,

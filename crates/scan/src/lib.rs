@@ -199,6 +199,14 @@ impl Scanner {
             ));
         }
         findings.extend(checks::run(&view, &self.rules, model.as_deref()));
+        // Mail in our own domain from outside is a forgery unless the domain's
+        // own policy vouches for it (a newsletter platform sending as us).
+        if findings
+            .iter()
+            .any(|f| f.name == "DMARC_PASS" || f.name == "UPSTREAM_DMARC_PASS")
+        {
+            findings.retain(|f| f.name != "FROM_OWN_DOMAIN_UNAUTHENTICATED");
+        }
         self.verdict(findings)
     }
 

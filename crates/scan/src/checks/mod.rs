@@ -16,7 +16,6 @@ use portcullis_classifier::Model;
 
 /// What the checks see: the raw bytes, the MIME structure when it parsed, the
 /// envelope and the configuration.
-#[allow(dead_code)]
 pub(crate) struct View<'a> {
     pub raw: &'a [u8],
     pub parsed: Option<&'a Message<'a>>,
@@ -48,7 +47,6 @@ impl<'a> View<'a> {
     /// envelope's time in the gateway, else the date of the newest (topmost)
     /// Received header, so that archived mail scans as it did when it arrived.
     /// Time-based checks compare with this, never with the wall clock.
-    #[allow(dead_code)]
     pub fn received_at(&self) -> Option<i64> {
         if let Some(t) = self.envelope.received_at {
             return Some(t);
@@ -63,7 +61,8 @@ impl<'a> View<'a> {
                     .get(h.offset_start as usize..h.offset_end as usize)?;
                 let text = std::str::from_utf8(raw).ok()?;
                 let date = text.rsplit_once(';')?.1.trim();
-                mail_parser::DateTime::parse_rfc822(date).map(|d| d.to_timestamp())
+                // The strict parser: a lenient one misreads some old forms by weeks.
+                headers::dates::parse(date).ok()
             })
     }
 }
