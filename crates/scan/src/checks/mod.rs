@@ -5,7 +5,7 @@ mod attachments;
 mod bayes;
 mod gtube;
 mod headers;
-mod links;
+pub(crate) mod links;
 mod rules;
 
 pub(crate) use rules::CompiledRules;
