@@ -456,6 +456,12 @@ deliver_to = "smtp://10.0.0.5:25"
 
     #[test]
     fn cross_key_rules() {
+        // A scan rule that does not compile is a configuration error at start.
+        let e = Config::parse(
+            "[[scan.rules]]\nname = \"BAD\"\npart = \"body\"\npattern = \"(\"\nscore = 1.0\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("scan rule BAD"), "{e}");
         assert!(Config::parse("[smtp]\ntls_key = \"/k\"\n")
             .unwrap_err()
             .contains("tls_certificate"));

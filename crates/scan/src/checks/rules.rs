@@ -109,3 +109,77 @@ fn header_text(v: &mail_parser::HeaderValue<'_>) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{RuleConfig, RulePart};
+    use crate::{Category, Envelope, ScanConfig, ScanError, Scanner};
+
+    fn rule(name: &str, part: RulePart, header: Option<&str>, pattern: &str) -> RuleConfig {
+        RuleConfig {
+            name: name.into(),
+            part,
+            header: header.map(str::to_string),
+            pattern: pattern.into(),
+            score: 6.0,
+            category: Category::Phishing,
+            detail: None,
+        }
+    }
+
+    fn scanner(rules: Vec<RuleConfig>) -> Result<Scanner, ScanError> {
+        Scanner::new(ScanConfig {
+            rules,
+            ..ScanConfig::default()
+        })
+    }
+
+    const MSG: &[u8] =
+        b"From: Accounts <ap@vendor.test>\r\nSubject: =?utf-8?q?Overdue_invoice?=\r\n\
+        Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+        UGxlYXNlIHdpcmUgdGhlIHBheW1lbnQgdG9kYXku\r\n";
+
+    #[test]
+    fn header_and_body_rules_match_decoded_text() {
+        let s = scanner(vec![
+            rule(
+                "OVERDUE",
+                RulePart::Header,
+                Some("subject"),
+                "(?i)overdue invoice",
+            ),
+            // The body is base64 for "Please wire the payment today."
+            rule("WIRE_REQUEST", RulePart::Body, None, r"wire the payment"),
+            rule("NOT_THERE", RulePart::Body, None, "gift cards"),
+        ])
+        .unwrap();
+        let v = s.scan(MSG, &Envelope::default());
+        let names: Vec<&str> = v.symbols.iter().map(|s| s.name.as_str()).collect();
+        assert!(
+            names.contains(&"OVERDUE") && names.contains(&"WIRE_REQUEST"),
+            "{names:?}"
+        );
+        assert!(!names.contains(&"NOT_THERE"));
+        assert_eq!(v.category, Category::Phishing);
+        let detail = &v
+            .symbols
+            .iter()
+            .find(|s| s.name == "OVERDUE")
+            .unwrap()
+            .detail;
+        assert!(
+            detail.contains("Subject") || detail.contains("subject"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn bad_rules_are_configuration_errors() {
+        let bad_name = scanner(vec![rule("lower", RulePart::Body, None, "x")]);
+        assert!(matches!(bad_name, Err(ScanError::BadRule { .. })));
+        let no_header = scanner(vec![rule("NO_HEADER", RulePart::Header, None, "x")]);
+        assert!(matches!(no_header, Err(ScanError::BadRule { .. })));
+        let bad_regex = scanner(vec![rule("BAD_RE", RulePart::Body, None, "(unclosed")]);
+        assert!(matches!(bad_regex, Err(ScanError::BadRule { .. })));
+    }
+}
