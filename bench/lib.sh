@@ -170,9 +170,18 @@ TOML
 }
 
 # start_gateway NAME HTTP_PORT: runs the gateway on $WORK/NAME.toml, logging to
-# $WORK/NAME.log; sets GATEWAY_PID.
+# $WORK/NAME.log; sets GATEWAY_PID. The content classifier is first taught the
+# corpus's training set (scripts/corpus.sh), so that every message pays for a
+# full scan as in production; TRAIN=0 skips that.
 start_gateway() {
-    local name=$1 http=$2
+    local name=$1 http=$2 corpus
+    if [ "${TRAIN:-1}" = 1 ] && [ ! -e "$WORK/$name.trained" ]; then
+        corpus=$("$BENCH_DIR/../scripts/corpus.sh") || die "cannot fetch the corpus (TRAIN=0 skips it)"
+        "$PORTCULLIS_BIN" --config "$WORK/$name.toml" train \
+            --spam "$corpus/train/spam" --ham "$corpus/train/ham" >>"$WORK/$name.log" 2>&1 \
+            || die "portcullis train failed: $(tail -3 "$WORK/$name.log")"
+        touch "$WORK/$name.trained"
+    fi
     "$PORTCULLIS_BIN" serve --config "$WORK/$name.toml" >>"$WORK/$name.log" 2>&1 &
     GATEWAY_PID=$!
     BENCH_PIDS+=("$GATEWAY_PID")
