@@ -162,6 +162,24 @@ impl Gateway {
         entry.1 = Instant::now();
     }
 
+    /// The trace event of a message refused in the session.
+    fn rejected_event(
+        session: &SessionInfo,
+        mail_from: String,
+        recipients: Vec<String>,
+        reply: String,
+    ) -> EventKind {
+        EventKind::Rejected {
+            client_ip: session.peer.ip().to_string(),
+            helo: session.helo.clone(),
+            tls: Self::tls_text(session),
+            auth_user: session.auth_user.clone(),
+            mail_from,
+            recipients,
+            reply,
+        }
+    }
+
     fn tls_text(session: &SessionInfo) -> Option<String> {
         session
             .tls
@@ -319,21 +337,19 @@ impl Gateway {
                 "Temporary problem: the message could not be scanned for viruses; please try again later (trace id {id})"
             ),
         );
+        let recipients = envelope
+            .recipients
+            .iter()
+            .map(|r| r.address.clone())
+            .collect();
         self.store.record(
             id,
-            EventKind::Rejected {
-                client_ip: session.peer.ip().to_string(),
-                helo: session.helo.clone(),
-                tls: Self::tls_text(session),
-                auth_user: session.auth_user.clone(),
-                mail_from: envelope.mail_from.clone(),
-                recipients: envelope
-                    .recipients
-                    .iter()
-                    .map(|r| r.address.clone())
-                    .collect(),
-                reply: format!("{reply} [{error}]"),
-            },
+            Self::rejected_event(
+                session,
+                envelope.mail_from.clone(),
+                recipients,
+                format!("{reply} [{error}]"),
+            ),
         );
         metrics()
             .data_seconds
@@ -492,15 +508,7 @@ impl Handler for Gateway {
                 .inc();
             self.store.record(
                 &id,
-                EventKind::Rejected {
-                    client_ip: session.peer.ip().to_string(),
-                    helo: session.helo.clone(),
-                    tls: Self::tls_text(session),
-                    auth_user: session.auth_user.clone(),
-                    mail_from,
-                    recipients,
-                    reply: reply.to_string(),
-                },
+                Self::rejected_event(session, mail_from, recipients, reply.to_string()),
             );
             self.store.record(&id, scanned);
             metrics()
@@ -640,15 +648,12 @@ impl Handler for Gateway {
         tracing::info!(peer = %session.peer.ip(), from = %envelope.mail_from, to = ?recipients, reply = %reply, "refused");
         self.store.record(
             &id,
-            EventKind::Rejected {
-                client_ip: session.peer.ip().to_string(),
-                helo: session.helo.clone(),
-                tls: Self::tls_text(session),
-                auth_user: session.auth_user.clone(),
-                mail_from: envelope.mail_from.clone(),
+            Self::rejected_event(
+                session,
+                envelope.mail_from.clone(),
                 recipients,
-                reply: reply.to_string(),
-            },
+                reply.to_string(),
+            ),
         );
     }
 }

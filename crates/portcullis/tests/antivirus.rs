@@ -80,19 +80,7 @@ fn with_clamd_down_mail_is_deferred_by_default_and_the_trace_says_why() {
         "{}",
         run.transcript
     );
-    let line = run
-        .transcript
-        .lines()
-        .find(|l| l.contains("451 4.7.0"))
-        .unwrap_or_default()
-        .to_string();
-    let id = line
-        .rsplit("trace id ")
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches(')')
-        .trim()
-        .to_string();
+    let id = run.trace_id();
     let t = gw.wait_status(&id, "rejected");
     let reason = t["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("cannot reach clamd"), "{t:#}");

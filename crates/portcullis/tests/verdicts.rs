@@ -44,20 +44,7 @@ fn spam_over_the_reject_threshold_is_refused_in_the_session_with_the_reason_and_
         "{}",
         run.transcript
     );
-    let line = run
-        .transcript
-        .lines()
-        .find(|l| l.contains("550 5.7.1"))
-        .unwrap_or_default()
-        .to_string();
-    let id = line
-        .rsplit("trace id ")
-        .next()
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_string();
-    assert!(!id.is_empty(), "{line}");
-
+    let id = run.trace_id();
     let m = gw.wait_status(&id, "rejected");
     assert_eq!(m["action"], "reject");
     assert_eq!(m["category"], "spam");

@@ -305,6 +305,15 @@ impl SwaksRun {
             .unwrap_or_else(|| panic!("no queue id in:\n{}", self.transcript))
     }
 
+    /// The trace id a refusal names (`... trace id ID` at the end of the reply).
+    pub fn trace_id(&self) -> String {
+        self.transcript
+            .lines()
+            .find_map(|l| l.rsplit_once("trace id ").map(|(_, id)| id))
+            .map(|id| id.trim().trim_end_matches(')').to_string())
+            .unwrap_or_else(|| panic!("no trace id in:\n{}", self.transcript))
+    }
+
     /// Whether a server line (`<-` or `<~` in swaks' transcript) starts with `prefix`.
     pub fn server_said(&self, prefix: &str) -> bool {
         self.transcript.lines().any(|l| {
@@ -394,10 +403,12 @@ impl Sink {
     /// the message). smtp-sink creates its dump file when the transaction starts
     /// and writes it as data arrives, so a file it still holds open is skipped.
     pub fn messages(&self) -> Vec<String> {
-        let open = self.files_held_open();
+        // List first, then ask which are open: a file created after the open
+        // check would otherwise pass as closed while still empty.
         let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
+        let open = self.files_held_open();
         files.retain(|p| !open.contains(p));
         files.sort();
         files
@@ -422,12 +433,18 @@ impl Sink {
 
     /// Waits until at least `n` messages arrived.
     pub fn wait_for(&self, n: usize) -> Vec<String> {
+        // The snapshot that satisfied the wait is the one returned: a second
+        // look could catch the sink in the middle of its next write.
+        let mut got = Vec::new();
         wait_until(
             &format!("{n} message(s) at the sink"),
             Duration::from_secs(90),
-            || self.messages().len() >= n,
+            || {
+                got = self.messages();
+                got.len() >= n
+            },
         );
-        self.messages()
+        got
     }
 
     pub fn stop(&mut self) {
