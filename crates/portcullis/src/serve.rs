@@ -113,6 +113,7 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
                 config.quarantine_dir().display()
             )
         })?;
+    portcullis_gateway::complete_quarantine_trace(&quarantine, &store);
     let gateway = Gateway::new(policy, queue.clone(), store.clone(), scanner, quarantine);
     let limits = Arc::new(session_limits(&config));
     let conn_limits = ConnectionLimits {

@@ -161,3 +161,21 @@ fn clean_mail_is_delivered_with_a_negative_mark_and_its_verdict_traced() {
     assert_eq!(t["action"], "deliver");
     assert_eq!(t["category"], "clean");
 }
+
+#[test]
+fn a_held_message_missing_from_the_trace_is_recorded_again_at_start() {
+    let sink = Sink::start(&[]);
+    let mut gw = gateway(&sink, "[scan.weights]\nGTUBE = 9.0\n");
+    let run = send_gtube(&gw, "held before a crash");
+    let id = run.queue_id();
+    gw.wait_status(&id, "quarantined");
+    // Lose the trace as a crash before its write would, keep the held file.
+    gw.kill9();
+    for f in ["trace.sqlite", "trace.sqlite-wal", "trace.sqlite-shm"] {
+        let _ = std::fs::remove_file(gw.data().join(f));
+    }
+    gw.spawn();
+    let t = gw.wait_status(&id, "quarantined");
+    assert_eq!(t["subject"], "held before a crash");
+    assert_eq!(t["action"], "quarantine");
+}
