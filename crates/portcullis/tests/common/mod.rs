@@ -17,7 +17,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 /// A loopback port nobody uses right now, for TCP and UDP. It is taken below the
 /// kernel's ephemeral range (32768 and up), so the outgoing connections of other
 /// tests running at the same time cannot land on it between this call and the
-/// moment a peer binds it.
+/// moment a peer binds it, and never handed out twice by one test process.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -37,9 +37,17 @@ pub fn free_port() -> u16 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         let port = 20_000 + (z % 12_000) as u16;
+        // Never the same port twice in one process: a gateway takes four in a
+        // row, and none is bound yet when the next is chosen.
+        static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
         if TcpListener::bind(("127.0.0.1", port)).is_ok()
             && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
         {
+            given.push(port);
             return port;
         }
     }
