@@ -112,7 +112,7 @@ fn run() -> Result<(), String> {
             let parsed = mail_parser::MessageParser::default().parse(&raw);
             parse_time += t.elapsed();
             let Some(parsed) = parsed else {
-                eprintln!("skipped (does not parse): {}", path.display());
+                eprintln!("left out, does not parse: {}", path.display());
                 continue;
             };
             let t = Instant::now();
