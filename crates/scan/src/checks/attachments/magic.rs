@@ -162,6 +162,39 @@ const ONENOTE_MAGIC: [u8; 16] = [
     0xe4, 0x52, 0x5c, 0x7b, 0x8c, 0xd8, 0xa7, 0x4d, 0xae, 0xb1, 0x53, 0x78, 0xd0, 0x29, 0x96, 0xd3,
 ];
 
+/// Signatures at the very start of a file, each naming one kind. No two of
+/// them share a prefix, so their order does not matter.
+const PREFIXES: &[(&[u8], Kind)] = &[
+    (&LNK_MAGIC, Kind::Lnk),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", Kind::Ole),
+    (b"PK\x03\x04", Kind::Zip),
+    (b"PK\x05\x06", Kind::Zip),
+    (b"PK\x07\x08", Kind::Zip),
+    (b"Rar!\x1a\x07", Kind::Rar),
+    (b"7z\xbc\xaf\x27\x1c", Kind::SevenZip),
+    (b"\x1f\x8b\x08", Kind::Gzip),
+    (b"\xfd7zXZ\x00", Kind::Xz),
+    (b"\x28\xb5\x2f\xfd", Kind::Zstd),
+    (b"MSCF\0\0\0\0", Kind::Cab),
+    (b"SZDD\x88\xf0\x27\x33", Kind::Szdd),
+    (b"KWAJ\x88\xf0\x27\xd1", Kind::Szdd),
+    (b"070701", Kind::Cpio),
+    (b"070702", Kind::Cpio),
+    (b"070707", Kind::Cpio),
+    (b"\x78\x9f\x3e\x22", Kind::Tnef),
+    (b"ITSF", Kind::Chm),
+    (b"vhdxfile", Kind::Vhdx),
+    (b"conectix", Kind::Vhd),
+    (&ONENOTE_MAGIC, Kind::OneNote),
+    (b"\xff\xd8\xff", Kind::Jpeg),
+    (b"\x89PNG\r\n\x1a\n", Kind::Png),
+    (b"GIF87a", Kind::Gif),
+    (b"GIF89a", Kind::Gif),
+    (b"II*\0", Kind::Tiff),
+    (b"MM\0*", Kind::Tiff),
+    (b"{\\rt", Kind::Rtf),
+];
+
 /// The true type of `data` (a prefix of the file is enough: at least 64 KiB for
 /// disk images, whose signature sits at 32 KiB).
 pub(crate) fn sniff(data: &[u8]) -> Kind {
@@ -186,77 +219,22 @@ pub(crate) fn sniff(data: &[u8]) -> Kind {
     if at(data, 0, b"#!/") || at(data, 0, b"#! /") {
         return Kind::Shebang;
     }
-    if at(data, 0, &LNK_MAGIC) {
-        return Kind::Lnk;
+    // A fixed VHD has its footer at the end, whatever its first sector holds (a
+    // dynamic one also copies it first): checked before any leading signature.
+    if data.len() >= 512 && at(data, data.len() - 512, b"conectix") {
+        return Kind::Vhd;
     }
-    if at(data, 0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
-        return Kind::Ole;
-    }
-    if at(data, 0, b"PK\x03\x04") || at(data, 0, b"PK\x05\x06") || at(data, 0, b"PK\x07\x08") {
-        return Kind::Zip;
-    }
-    if at(data, 0, b"Rar!\x1a\x07") {
-        return Kind::Rar;
-    }
-    if at(data, 0, b"7z\xbc\xaf\x27\x1c") {
-        return Kind::SevenZip;
-    }
-    if at(data, 0, b"\x1f\x8b\x08") {
-        return Kind::Gzip;
+    if let Some((_, kind)) = PREFIXES.iter().find(|(magic, _)| at(data, 0, magic)) {
+        return *kind;
     }
     if at(data, 0, b"BZh") && at(data, 4, b"1AY&SY") {
         return Kind::Bzip2;
     }
-    if at(data, 0, b"\xfd7zXZ\x00") {
-        return Kind::Xz;
-    }
-    if at(data, 0, b"\x28\xb5\x2f\xfd") {
-        return Kind::Zstd;
-    }
-    if at(data, 0, b"MSCF\0\0\0\0") {
-        return Kind::Cab;
-    }
-    if at(data, 0, b"\x60\xea") && data.len() > 10 && data.get(10) == Some(&2) {
+    if at(data, 0, b"\x60\xea") && data.get(10) == Some(&2) {
         return Kind::Arj;
-    }
-    if at(data, 0, b"SZDD\x88\xf0\x27\x33") || at(data, 0, b"KWAJ\x88\xf0\x27\xd1") {
-        return Kind::Szdd;
-    }
-    if at(data, 0, b"070701") || at(data, 0, b"070702") || at(data, 0, b"070707") {
-        return Kind::Cpio;
-    }
-    if at(data, 0, b"\x78\x9f\x3e\x22") {
-        return Kind::Tnef;
-    }
-    if at(data, 0, b"ITSF") {
-        return Kind::Chm;
-    }
-    if at(data, 0, b"vhdxfile") {
-        return Kind::Vhdx;
-    }
-    if at(data, 0, b"conectix") || data.len() >= 512 && at(data, data.len() - 512, b"conectix") {
-        return Kind::Vhd;
-    }
-    if at(data, 0, &ONENOTE_MAGIC) {
-        return Kind::OneNote;
-    }
-    if at(data, 0, b"\xff\xd8\xff") {
-        return Kind::Jpeg;
-    }
-    if at(data, 0, b"\x89PNG\r\n\x1a\n") {
-        return Kind::Png;
-    }
-    if at(data, 0, b"GIF87a") || at(data, 0, b"GIF89a") {
-        return Kind::Gif;
-    }
-    if at(data, 0, b"II*\0") || at(data, 0, b"MM\0*") {
-        return Kind::Tiff;
     }
     if at(data, 0, b"RIFF") && at(data, 8, b"WEBP") {
         return Kind::Webp;
-    }
-    if at(data, 0, b"{\\rt") {
-        return Kind::Rtf;
     }
     // Readers accept "%PDF-" anywhere in the first kilobyte.
     let head = &data[..data.len().min(HTML_SNIFF_LEN)];
