@@ -49,6 +49,8 @@ pub struct Policy {
     /// Failed logins from one address before it is locked out.
     pub max_auth_failures: u32,
     pub auth_lockout: Duration,
+    /// Retention of held mail.
+    pub quarantine: portcullis_quarantine::QuarantineConfig,
 }
 
 struct Metrics {
@@ -358,10 +360,11 @@ impl Gateway {
     }
 }
 
-/// Records in the trace any held message it does not know: a crash between the
-/// quarantine's fsync and the trace write leaves the mail held (it was
-/// acknowledged) but invisible to "where is my mail". Run at start. Returns how
-/// many were recorded.
+/// Records in the trace and the quarantine's index any held message they do
+/// not know: a crash between the quarantine's fsync and the trace write leaves
+/// the mail held (it was acknowledged) but invisible to "where is my mail" and
+/// to the release workflow; so does a store from before the index existed. Run
+/// at start. Returns how many were recorded.
 pub fn complete_quarantine_trace(quarantine: &Quarantine, store: &Store) -> usize {
     let held = match quarantine.list() {
         Ok(h) => h,
@@ -372,13 +375,15 @@ pub fn complete_quarantine_trace(quarantine: &Quarantine, store: &Store) -> usiz
     };
     let mut recorded = 0;
     for h in held {
-        match store.contains(&h.id) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => {
+        let (known, indexed) = match (store.contains(&h.id), store.is_indexed_held(&h.id)) {
+            (Ok(k), Ok(i)) => (k, i),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(id = %h.id, error = %e, "cannot check the trace for a held message");
                 continue;
             }
+        };
+        if known && indexed {
+            continue;
         }
         let recipients: Vec<String> = h
             .envelope
@@ -386,30 +391,37 @@ pub fn complete_quarantine_trace(quarantine: &Quarantine, store: &Store) -> usiz
             .iter()
             .map(|r| r.address.clone())
             .collect();
-        store.record(
-            &h.id,
-            EventKind::Received {
-                client_ip: h.client_ip.clone(),
-                helo: None,
-                tls: None,
-                auth_user: None,
-                mail_from: h.envelope.mail_from.clone(),
-                recipients: recipients.clone(),
-                size: h.size,
-                message_id: h.message_id.clone(),
-                subject: h.subject.clone(),
-                reply: format!("250 2.0.0 Ok: queued as {}", h.id),
-            },
-        );
+        if !known {
+            store.record(
+                &h.id,
+                EventKind::Received {
+                    client_ip: h.client_ip.clone(),
+                    helo: None,
+                    tls: None,
+                    auth_user: None,
+                    mail_from: h.envelope.mail_from.clone(),
+                    recipients: recipients.clone(),
+                    size: h.size,
+                    message_id: h.message_id.clone(),
+                    subject: h.subject.clone(),
+                    reply: format!("250 2.0.0 Ok: queued as {}", h.id),
+                },
+            );
+        }
         store.record(&h.id, scanned_event(&h.verdict, 0));
         store.record(
             &h.id,
             EventKind::Quarantined {
                 recipients,
                 reason: main_reason(&h.verdict),
+                expires_at: h.expires_at,
             },
         );
-        tracing::warn!(id = %h.id, "held message was missing from the trace; recorded again");
+        if known {
+            tracing::info!(id = %h.id, "held message added to the quarantine index");
+        } else {
+            tracing::warn!(id = %h.id, "held message was missing from the trace; recorded again");
+        }
         recorded += 1;
     }
     recorded
@@ -619,7 +631,10 @@ impl Handler for Gateway {
                 message_id: fields.message_id,
                 subject: fields.subject,
                 verdict: verdict.clone(),
+                expires_at: Some(self.policy.quarantine.expires_at(now, verdict.category)),
+                stored: None,
             };
+            let expires_at = held.expires_at;
             match self.quarantine.hold_async(held, Arc::new(marked)).await {
                 Ok(()) => {
                     self.store.record(&id, reception);
@@ -629,6 +644,7 @@ impl Handler for Gateway {
                         EventKind::Quarantined {
                             recipients: recipients.clone(),
                             reason: main_reason(&verdict),
+                            expires_at,
                         },
                     );
                     Ok("quarantined")

@@ -1,21 +1,51 @@
-//! `portcullis quarantine list|show`: the held mail. Reads the quarantine folder
-//! directly, so it answers whether or not the gateway runs. Releasing held mail
-//! is the release workflow's job; these commands only look.
+//! `portcullis quarantine list|show|release|delete`: held mail. `list` and
+//! `show` read the store and the quarantine folder directly, so they answer
+//! whether or not the gateway runs. `release` and `delete` ask the running
+//! gateway (its local API): a release is queued by the gateway's own queue, and
+//! one process changes the release status, so a release is never done twice.
 
 use crate::config::Config;
+use crate::http_client::{self, HttpError};
 use anyhow::{Context, Result};
 use portcullis_quarantine::{Held, Quarantine, QuarantineError};
+use portcullis_store::{HeldEntry, HeldQuery, ReleaseStatus, Store};
 use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum QuarantineAction {
-    /// Held messages, newest first.
+    /// Held recipients, newest first, one line each, with their release status.
     List {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// held, requested, approved, denied, releasing, released, delivered,
+        /// failed, deleted or expired.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<ReleaseStatus>,
+        /// Only what can still be released or deleted.
+        #[arg(long)]
+        live: bool,
+        /// spam, phishing, malware, policy or clean.
+        #[arg(long)]
+        category: Option<String>,
+        /// A symbol (rule) of the verdict, e.g. BAYES_SPAM_99.
+        #[arg(long)]
+        symbol: Option<String>,
+        #[arg(long)]
+        sender: Option<String>,
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Held in the last period, e.g. 2h or 3d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Words in the subject or sender.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
-    /// One held message: envelope, verdict with every symbol, and its headers.
+    /// One held message: envelope, verdict with every symbol, each recipient's
+    /// release status, and its headers.
     Show {
         id: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -25,6 +55,20 @@ pub enum QuarantineAction {
         #[arg(long)]
         raw: bool,
     },
+    /// Release a held message: a copy is queued for delivery to its held
+    /// recipients (or only those named with --recipient). Needs the gateway.
+    Release {
+        id: String,
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
+    /// Delete a held message for all its recipients (or only those named).
+    /// Needs the gateway.
+    Delete {
+        id: String,
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,38 +77,74 @@ pub enum Format {
     Json,
 }
 
+fn parse_status(s: &str) -> Result<ReleaseStatus, String> {
+    ReleaseStatus::parse(s).ok_or_else(|| {
+        let names: Vec<_> = ReleaseStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("one of {}", names.join(", "))
+    })
+}
+
 pub fn run(config: &Config, action: &QuarantineAction) -> Result<ExitCode> {
-    let dir = config.quarantine_dir();
-    let q = Quarantine::open(&dir)
-        .with_context(|| format!("cannot open the quarantine in {}", dir.display()))?;
     match action {
-        QuarantineAction::List { format } => {
-            let held = q.list()?;
+        QuarantineAction::List {
+            format,
+            status,
+            live,
+            category,
+            symbol,
+            sender,
+            recipient,
+            since,
+            text,
+            limit,
+        } => {
+            let since_ms = match since {
+                Some(s) => Some(
+                    portcullis_store::now_ms()
+                        - portcullis_web::parse_duration(s)
+                            .context("--since: use a duration such as 30m, 2h or 7d")?
+                            .as_millis() as i64,
+                ),
+                None => None,
+            };
+            let q = HeldQuery {
+                status: *status,
+                live: *live,
+                category: category.clone(),
+                symbol: symbol.clone(),
+                sender: sender.clone(),
+                recipient: recipient.clone(),
+                since_ms,
+                text: text.clone(),
+                limit: *limit,
+                ..HeldQuery::default()
+            };
+            let entries = match open_store(config)? {
+                Some(store) => store.held(&q)?,
+                None => Vec::new(),
+            };
             match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&held)?),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
                 Format::Text => {
-                    if held.is_empty() {
-                        eprintln!("the quarantine is empty");
+                    if entries.is_empty() {
+                        eprintln!("no held mail matches");
                     }
-                    for h in &held {
-                        println!(
-                            "{}  {}  {:>7.2} {:<9} from {} to {}  {}",
-                            h.id,
-                            portcullis_store::trace::rfc3339(h.received_at),
-                            h.verdict.score,
-                            h.verdict.category.as_str(),
-                            show(&h.envelope.mail_from),
-                            recipients(h),
-                            h.subject.as_deref().unwrap_or("(no subject)")
-                        );
+                    for e in &entries {
+                        print_entry(e);
                     }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         QuarantineAction::Show { id, format, raw } => {
+            let q = open_quarantine(config)?;
+            let entries = match open_store(config)? {
+                Some(store) => store.held_message(id)?,
+                None => Vec::new(),
+            };
             let (held, message) = match q.read(id) {
-                Ok(found) => found,
+                Ok((h, m)) => (Some(h), Some(m)),
+                Err(QuarantineError::NotFound(_)) if !entries.is_empty() => (None, None),
                 Err(QuarantineError::NotFound(_)) => {
                     eprintln!("portcullis: no held message {id}");
                     return Ok(ExitCode::from(1));
@@ -72,16 +152,143 @@ pub fn run(config: &Config, action: &QuarantineAction) -> Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             if *raw {
+                let Some(message) = message else {
+                    eprintln!(
+                        "portcullis: the stored message {id} was removed (deleted or expired)"
+                    );
+                    return Ok(ExitCode::from(1));
+                };
                 std::io::stdout().write_all(&message)?;
                 return Ok(ExitCode::SUCCESS);
             }
             match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&held)?),
-                Format::Text => print_held(&held, &message),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "held": held, "entries": entries })
+                    )?
+                ),
+                Format::Text => {
+                    if let (Some(h), Some(m)) = (&held, &message) {
+                        print_held(h, m);
+                    }
+                    println!("recipients:");
+                    for e in &entries {
+                        println!(
+                            "  {:<10} {}{}",
+                            e.status.as_str(),
+                            e.recipient,
+                            e.release_id
+                                .as_deref()
+                                .map(|r| format!("  (released as {r})"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
+        QuarantineAction::Release { id, recipients } => {
+            ask_gateway(config, "release", id, recipients)
+        }
+        QuarantineAction::Delete { id, recipients } => {
+            ask_gateway(config, "delete", id, recipients)
+        }
     }
+}
+
+fn open_quarantine(config: &Config) -> Result<Quarantine> {
+    let dir = config.quarantine_dir();
+    Quarantine::open(&dir)
+        .with_context(|| format!("cannot open the quarantine in {}", dir.display()))
+}
+
+/// The store, if this configuration has one yet.
+fn open_store(config: &Config) -> Result<Option<Store>> {
+    let path = config.store_path();
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Store::open_sqlite(&path).with_context(|| {
+        format!("cannot open the store {}", path.display())
+    })?))
+}
+
+/// Release or delete through the running gateway's API.
+fn ask_gateway(config: &Config, action: &str, id: &str, recipients: &[String]) -> Result<ExitCode> {
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric()) || id.is_empty() {
+        eprintln!("portcullis: no held message {id}");
+        return Ok(ExitCode::from(1));
+    }
+    let body = (!recipients.is_empty()).then(|| serde_json::json!({ "recipients": recipients }));
+    let path = format!("/api/quarantine/{id}/{action}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime.block_on(http_client::request_json(
+        config.http.listen,
+        "POST",
+        &path,
+        body.as_ref(),
+    ));
+    match answer {
+        Ok((200, body)) => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            match action {
+                "release" => println!(
+                    "released {id} to {} as {}",
+                    list_of(&v["recipients"]),
+                    v["release_id"].as_str().unwrap_or("?")
+                ),
+                _ => println!("deleted {id} for {}", list_of(&v["deleted"])),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok((status, body)) => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let why = v["error"].as_str().unwrap_or(body.trim());
+            eprintln!("portcullis: cannot {action} {id}: {why}");
+            if let Some(rcpts) = v["recipients"].as_array() {
+                for r in rcpts {
+                    eprintln!(
+                        "  {} is {}",
+                        r["recipient"].as_str().unwrap_or("?"),
+                        r["status"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            Ok(ExitCode::from(if status == 404 { 1 } else { 3 }))
+        }
+        Err(HttpError::NotRunning(addr)) => anyhow::bail!(
+            "the gateway is not running at {addr}; {action} needs it (start it with `portcullis serve`)"
+        ),
+        Err(HttpError::Other(e)) => Err(e),
+    }
+}
+
+fn list_of(v: &serde_json::Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn print_entry(e: &HeldEntry) {
+    println!(
+        "{}  {}  {:<10} {:>7.2} {:<9} from {} to {}  {}",
+        e.message,
+        e.received,
+        e.status.as_str(),
+        e.score.unwrap_or(0.0),
+        e.category.as_deref().unwrap_or("-"),
+        show(e.sender.as_deref().unwrap_or("")),
+        e.recipient,
+        e.subject.as_deref().unwrap_or("(no subject)")
+    );
 }
 
 fn print_held(h: &Held, message: &[u8]) {

@@ -38,6 +38,8 @@ pub struct Config {
     pub users: Vec<User>,
     /// `[scan]`: thresholds, weights, rules and the checks' settings.
     pub scan: portcullis_scan::ScanConfig,
+    /// `[quarantine]`: how long held mail is kept.
+    pub quarantine: portcullis_quarantine::QuarantineConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,6 +337,7 @@ impl Config {
     /// Rules that span keys.
     fn check(&self) -> Result<(), String> {
         portcullis_scan::Scanner::new(self.scan_config()).map_err(|e| format!("scan: {e}"))?;
+        self.quarantine.validate()?;
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {
             return Err("smtp.tls_certificate and smtp.tls_key must be given together".into());
         }

@@ -36,7 +36,27 @@ pub async fn request(
     method: &str,
     path: &str,
 ) -> Result<(u16, String), HttpError> {
+    request_json(addr, method, path, None).await
+}
+
+/// Sends one request with an optional JSON body, naming the login user who
+/// acts (`X-Portcullis-Actor`, for the audit log); returns the status code and
+/// body.
+pub async fn request_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, String), HttpError> {
     let addr = local(addr);
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let actor: String = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "cli".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .take(32)
+        .collect();
     let mut stream = match tokio::time::timeout(
         std::time::Duration::from_secs(10),
         tokio::net::TcpStream::connect(addr),
@@ -54,7 +74,11 @@ pub async fn request(
         }
         Err(_) => return Err(anyhow::anyhow!("timed out connecting to {addr}").into()),
     };
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         X-Portcullis-Actor: cli:{actor}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     let exchange = async {
         stream.write_all(req.as_bytes()).await?;
         let mut buf = Vec::new();

@@ -114,7 +114,18 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
             )
         })?;
     portcullis_gateway::complete_quarantine_trace(&quarantine, &store);
-    let gateway = Gateway::new(policy, queue.clone(), store.clone(), scanner, quarantine);
+    match portcullis_quarantine::recover(&store, &queue) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(entries = n, "settled releases interrupted by the last stop"),
+        Err(e) => tracing::error!(error = %e, "cannot settle interrupted releases"),
+    }
+    let gateway = Gateway::new(
+        policy,
+        queue.clone(),
+        store.clone(),
+        scanner,
+        quarantine.clone(),
+    );
     let limits = Arc::new(session_limits(&config));
     let conn_limits = ConnectionLimits {
         max_connections: config.smtp.max_connections,
@@ -125,6 +136,7 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         http,
         store.clone(),
         queue.clone(),
+        quarantine,
         stop_rx.clone(),
     ));
     let smtp = tokio::spawn(portcullis_smtp::serve(
@@ -231,6 +243,7 @@ pub fn routing(config: &Config) -> (Router, Policy) {
             .collect(),
         max_auth_failures: config.auth.max_failures,
         auth_lockout: config.auth.lockout.0,
+        quarantine: config.quarantine.clone(),
     };
     (router, policy)
 }

@@ -86,8 +86,10 @@ fn quarantined_mail_is_accepted_held_with_its_verdict_and_never_delivered() {
 
     let out = gw.cli(&["quarantine", "list", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(list[0]["id"], id.as_str());
-    assert_eq!(list[0]["verdict"]["score"], 9.0);
+    assert_eq!(list[0]["message"], id.as_str());
+    assert_eq!(list[0]["recipient"], "bob@example.test");
+    assert_eq!(list[0]["status"], "held");
+    assert_eq!(list[0]["score"], 9.0);
     assert_eq!(list[0]["subject"], "held for review");
 
     let text = gw.cli(&["quarantine", "show", &id]);

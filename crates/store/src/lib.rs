@@ -1,6 +1,8 @@
 //! portcullis-store: what the gateway remembers. The message trace: one record per
 //! message (connection, envelope, headers of interest, status, verdict), one per
 //! recipient (status and the last reply) and the ordered events of its journey.
+//! The quarantine's index (`held`): one row per held message and recipient with
+//! its release status and expiry, and the audit log of administrators' actions.
 //! And the learned models (the content classifier's), shared by every process.
 //! SQLite is the embedded default; the schema is plain SQL so that a PostgreSQL
 //! backend for cluster mode can follow the same shape.
@@ -13,9 +15,12 @@
 //! thread in batches so a flood of events cannot exhaust connections, and a full
 //! queue of events applies back-pressure instead of growing without bound.
 
+pub mod held;
 mod models;
 mod schema;
 pub mod trace;
+
+pub use held::{AuditEntry, Changed, HeldEntry, HeldQuery, ReleaseStatus};
 
 pub use trace::{
     Event, EventKind, MessageQuery, MessageStatus, MessageTrace, RecipientStatus, RecipientTrace,

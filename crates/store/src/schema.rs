@@ -36,6 +36,38 @@ CREATE TABLE IF NOT EXISTS events (
     detail  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_message ON events(message);
+CREATE TABLE IF NOT EXISTS symbols (
+    message TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    score   REAL NOT NULL,
+    PRIMARY KEY (message, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS symbols_name ON symbols(name, message);
+CREATE TABLE IF NOT EXISTS held (
+    message     TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    prev_status TEXT,
+    reason      TEXT,
+    expires_at  INTEGER NOT NULL,
+    pinned      INTEGER NOT NULL DEFAULT 0,
+    release_id  TEXT,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (message, recipient)
+);
+CREATE INDEX IF NOT EXISTS held_recipient ON held(recipient, received_at);
+CREATE INDEX IF NOT EXISTS held_received ON held(received_at);
+CREATE INDEX IF NOT EXISTS held_status_expires ON held(status, expires_at);
+CREATE TABLE IF NOT EXISTS audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    count  INTEGER NOT NULL,
+    detail TEXT
+);
 CREATE TABLE IF NOT EXISTS models (
     name       TEXT PRIMARY KEY,
     data       BLOB NOT NULL,

@@ -37,6 +37,9 @@ pub enum MessageStatus {
     Deleted,
     /// Accepted and held in quarantine by the scanner's verdict.
     Quarantined,
+    /// Released from quarantine: a copy was queued for delivery (its own trace
+    /// id is in the `released` event).
+    Released,
 }
 
 /// Where one recipient stands.
@@ -52,6 +55,7 @@ impl MessageStatus {
             MessageStatus::Rejected => "rejected",
             MessageStatus::Deleted => "deleted",
             MessageStatus::Quarantined => "quarantined",
+            MessageStatus::Released => "released",
         }
     }
 
@@ -64,6 +68,7 @@ impl MessageStatus {
             "rejected" => MessageStatus::Rejected,
             "deleted" => MessageStatus::Deleted,
             "quarantined" => MessageStatus::Quarantined,
+            "released" => MessageStatus::Released,
             _ => return None,
         })
     }
@@ -87,6 +92,9 @@ impl MessageStatus {
         }
         if statuses.contains(&Quarantined) {
             return Quarantined;
+        }
+        if statuses.contains(&Released) {
+            return Released;
         }
         if statuses.iter().all(|s| *s == Delivered) {
             Delivered
@@ -166,6 +174,17 @@ pub enum EventKind {
     Quarantined {
         recipients: Vec<String>,
         reason: String,
+        /// When the quarantine may purge it (Unix ms); absent in events written
+        /// before retention existed (they get the default 30 days).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
+    },
+    /// Released from quarantine: a copy was queued for these recipients under
+    /// its own trace id, `release_id`.
+    Released {
+        recipients: Vec<String>,
+        release_id: String,
+        actor: String,
     },
 }
 
@@ -189,6 +208,7 @@ impl EventKind {
             EventKind::Deleted { .. } => "deleted",
             EventKind::Scanned { .. } => "scanned",
             EventKind::Quarantined { .. } => "quarantined",
+            EventKind::Released { .. } => "released",
         }
     }
 }
@@ -644,19 +664,41 @@ fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreErro
             score,
             category,
             action,
+            symbols,
             ..
         } => {
             tx.prepare_cached(
                 "UPDATE messages SET score = ?, action = ?, category = ?, updated_at = ? WHERE id = ?",
             )?
             .execute(params![score, action, category, e.at, e.message])?;
+            crate::held::index_symbols(tx, &e.message, symbols)?;
         }
-        EventKind::Quarantined { recipients, reason } => set_recipients(
+        EventKind::Quarantined {
+            recipients,
+            reason,
+            expires_at,
+        } => {
+            set_recipients(
+                tx,
+                &e.message,
+                recipients,
+                MessageStatus::Quarantined,
+                Some(reason),
+                e.at,
+            )?;
+            let expires_at = expires_at.unwrap_or(e.at + crate::held::DEFAULT_RETENTION_MS);
+            crate::held::index_held(tx, &e.message, recipients, reason, expires_at, e.at)?;
+        }
+        EventKind::Released {
+            recipients,
+            release_id,
+            ..
+        } => set_recipients(
             tx,
             &e.message,
             recipients,
-            MessageStatus::Quarantined,
-            Some(reason),
+            MessageStatus::Released,
+            Some(&format!("released as {release_id}")),
             e.at,
         )?,
         EventKind::DsnQueued { .. } | EventKind::RetryRequested => {}

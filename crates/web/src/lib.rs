@@ -2,7 +2,8 @@
 //! (Prometheus text format), the trace API (`GET /api/messages`,
 //! `GET /api/messages/{id}`) and queue management (`GET /api/queue`,
 //! `GET /api/queue/{id}`, `POST /api/queue/{id}/retry`, `POST /api/queue/retry`,
-//! `DELETE /api/queue/{id}`).
+//! `DELETE /api/queue/{id}`) and the quarantine (`quarantine_api`: list, show,
+//! release, delete).
 //!
 //! Standards: RFC 9110 (HTTP semantics), RFC 8259 (JSON), the Prometheus text
 //! exposition format 0.0.4.
@@ -13,11 +14,14 @@
 //! clients on loopback (403 otherwise); `/healthz` and `/metrics` are open as
 //! monitoring expects. No endpoint returns message bodies.
 
+mod quarantine_api;
+
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use portcullis_quarantine::Quarantine;
 use portcullis_queue::Queue;
 use portcullis_store::{MessageQuery, MessageStatus, Store};
 use prometheus::{Encoder, IntGauge, TextEncoder};
@@ -30,10 +34,11 @@ use tokio::sync::watch;
 struct App {
     store: Store,
     queue: Queue,
+    quarantine: Quarantine,
 }
 
 /// Builds the router.
-pub fn router(store: Store, queue: Queue) -> Router {
+pub fn router(store: Store, queue: Queue, quarantine: Quarantine) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -43,7 +48,21 @@ pub fn router(store: Store, queue: Queue) -> Router {
         .route("/api/queue/retry", post(queue_retry_all))
         .route("/api/queue/{id}", get(queue_show).delete(queue_delete))
         .route("/api/queue/{id}/retry", post(queue_retry))
-        .with_state(App { store, queue })
+        .route("/api/quarantine", get(quarantine_api::list))
+        .route(
+            "/api/quarantine/{id}",
+            get(quarantine_api::show).delete(quarantine_api::delete),
+        )
+        .route(
+            "/api/quarantine/{id}/release",
+            post(quarantine_api::release),
+        )
+        .route("/api/quarantine/{id}/delete", post(quarantine_api::delete))
+        .with_state(App {
+            store,
+            queue,
+            quarantine,
+        })
 }
 
 /// Serves HTTP until `shutdown` turns true.
@@ -51,11 +70,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     queue: Queue,
+    quarantine: Quarantine,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(store, queue).into_make_service_with_connect_info::<SocketAddr>(),
+        router(store, queue, quarantine).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = shutdown.wait_for(|s| *s).await;
@@ -145,6 +165,16 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs(secs))
 }
 
+/// A `since` parameter (a duration back from now) as Unix ms; the error is the
+/// reason for a 400.
+fn since_ms(since: Option<&str>) -> Result<Option<i64>, &'static str> {
+    match since.map(parse_duration) {
+        Some(None) => Err("since: use a duration such as 30m, 2h or 7d"),
+        Some(Some(d)) => Ok(Some(portcullis_store::now_ms() - d.as_millis() as i64)),
+        None => Ok(None),
+    }
+}
+
 async fn messages(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
@@ -153,15 +183,9 @@ async fn messages(
     if let Some(r) = refuse_remote(&peer) {
         return r;
     }
-    let since_ms = match p.since.as_deref().map(parse_duration) {
-        Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "since: use a duration such as 30m, 2h or 7d",
-            )
-        }
-        Some(Some(d)) => Some(portcullis_store::now_ms() - d.as_millis() as i64),
-        None => None,
+    let since_ms = match since_ms(p.since.as_deref()) {
+        Ok(s) => s,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let status = match p.status.as_deref().map(MessageStatus::parse) {
         Some(None) => {
