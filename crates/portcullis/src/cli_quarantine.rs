@@ -18,29 +18,13 @@ pub enum QuarantineAction {
     List {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// held, requested, approved, denied, releasing, released, delivered,
-        /// failed, deleted or expired.
-        #[arg(long, value_parser = parse_status)]
-        status: Option<ReleaseStatus>,
+        #[command(flatten)]
+        filter: Filter,
+        #[arg(long)]
+        recipient: Option<String>,
         /// Only what can still be released or deleted.
         #[arg(long)]
         live: bool,
-        /// spam, phishing, malware, policy or clean.
-        #[arg(long)]
-        category: Option<String>,
-        /// A symbol (rule) of the verdict, e.g. BAYES_SPAM_99.
-        #[arg(long)]
-        symbol: Option<String>,
-        #[arg(long)]
-        sender: Option<String>,
-        #[arg(long)]
-        recipient: Option<String>,
-        /// Held in the last period, e.g. 2h or 3d.
-        #[arg(long)]
-        since: Option<String>,
-        /// Words in the subject or sender.
-        #[arg(long)]
-        text: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -56,19 +40,64 @@ pub enum QuarantineAction {
         raw: bool,
     },
     /// Release a held message: a copy is queued for delivery to its held
-    /// recipients (or only those named with --recipient). Needs the gateway.
-    Release {
-        id: String,
-        #[arg(long = "recipient")]
-        recipients: Vec<String>,
-    },
-    /// Delete a held message for all its recipients (or only those named).
-    /// Needs the gateway.
-    Delete {
-        id: String,
-        #[arg(long = "recipient")]
-        recipients: Vec<String>,
-    },
+    /// recipients (or only those named with --recipient). Without an ID,
+    /// releases everything the filter options select (--all: everything held);
+    /// --dry-run only counts. Needs the gateway.
+    Release(Change),
+    /// Delete a held message for all its recipients (or only those named), or
+    /// everything a filter selects, as for release. Needs the gateway.
+    Delete(Change),
+}
+
+/// What `list`, `release` and `delete` select by.
+#[derive(clap::Args, Debug, Default)]
+pub struct Filter {
+    /// held, requested, approved, denied, releasing, released, delivered,
+    /// failed, deleted or expired.
+    #[arg(long, value_parser = parse_status)]
+    status: Option<ReleaseStatus>,
+    /// spam, phishing, malware, policy or clean.
+    #[arg(long)]
+    category: Option<String>,
+    /// A symbol (rule) of the verdict, e.g. BAYES_SPAM_99.
+    #[arg(long)]
+    symbol: Option<String>,
+    #[arg(long)]
+    sender: Option<String>,
+    /// Held in the last period, e.g. 2h or 3d.
+    #[arg(long)]
+    since: Option<String>,
+    /// Words in the subject or sender.
+    #[arg(long)]
+    text: Option<String>,
+}
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.category.is_none()
+            && self.symbol.is_none()
+            && self.sender.is_none()
+            && self.since.is_none()
+            && self.text.is_none()
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Change {
+    /// The held message; leave it out to act on what the filter selects.
+    id: Option<String>,
+    /// With an ID: only these recipients. Without: only this recipient's mail.
+    #[arg(long = "recipient")]
+    recipients: Vec<String>,
+    #[command(flatten)]
+    filter: Filter,
+    /// Without an ID and filter: everything held.
+    #[arg(long)]
+    all: bool,
+    /// Count what would be done, change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,17 +117,12 @@ pub fn run(config: &Config, action: &QuarantineAction) -> Result<ExitCode> {
     match action {
         QuarantineAction::List {
             format,
-            status,
-            live,
-            category,
-            symbol,
-            sender,
+            filter,
             recipient,
-            since,
-            text,
+            live,
             limit,
         } => {
-            let since_ms = match since {
+            let since_ms = match &filter.since {
                 Some(s) => Some(
                     portcullis_store::now_ms()
                         - portcullis_web::parse_duration(s)
@@ -108,14 +132,14 @@ pub fn run(config: &Config, action: &QuarantineAction) -> Result<ExitCode> {
                 None => None,
             };
             let q = HeldQuery {
-                status: *status,
+                status: filter.status,
                 live: *live,
-                category: category.clone(),
-                symbol: symbol.clone(),
-                sender: sender.clone(),
+                category: filter.category.clone(),
+                symbol: filter.symbol.clone(),
+                sender: filter.sender.clone(),
                 recipient: recipient.clone(),
                 since_ms,
-                text: text.clone(),
+                text: filter.text.clone(),
                 limit: *limit,
                 ..HeldQuery::default()
             };
@@ -188,12 +212,8 @@ pub fn run(config: &Config, action: &QuarantineAction) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        QuarantineAction::Release { id, recipients } => {
-            ask_gateway(config, "release", id, recipients)
-        }
-        QuarantineAction::Delete { id, recipients } => {
-            ask_gateway(config, "delete", id, recipients)
-        }
+        QuarantineAction::Release(change) => change_held(config, "release", change),
+        QuarantineAction::Delete(change) => change_held(config, "delete", change),
     }
 }
 
@@ -214,7 +234,103 @@ fn open_store(config: &Config) -> Result<Option<Store>> {
     })?))
 }
 
-/// Release or delete through the running gateway's API.
+/// Release or delete one message, or in bulk, through the running gateway.
+fn change_held(config: &Config, action: &str, change: &Change) -> Result<ExitCode> {
+    match (&change.id, change.filter.is_empty(), change.all) {
+        (Some(id), true, false) if !change.dry_run => {
+            ask_gateway(config, action, id, &change.recipients)
+        }
+        (Some(_), true, false) => {
+            anyhow::bail!("--dry-run counts what filter options select; leave out the ID")
+        }
+        (Some(_), _, _) => anyhow::bail!(
+            "name one held message, or select by filter options without an ID; not both"
+        ),
+        (None, true, false) if change.recipients.is_empty() => anyhow::bail!(
+            "name a held message, or select by filter options (--symbol, --since, ...); --all for everything held"
+        ),
+        (None, _, _) => bulk(config, action, change),
+    }
+}
+
+fn bulk(config: &Config, action: &str, change: &Change) -> Result<ExitCode> {
+    if change.recipients.len() > 1 {
+        anyhow::bail!("without an ID, --recipient selects one recipient's mail; give it once");
+    }
+    let f = &change.filter;
+    let body = serde_json::json!({
+        "action": action,
+        "dry_run": change.dry_run,
+        "filter": {
+            "status": f.status,
+            "category": f.category,
+            "symbol": f.symbol,
+            "sender": f.sender,
+            "recipient": change.recipients.first(),
+            "since": f.since,
+            "text": f.text,
+        },
+    });
+    let (status, answer) = call(config, "/api/quarantine/bulk", Some(&body))?;
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    if status != 200 {
+        eprintln!(
+            "portcullis: cannot {action}: {}",
+            v["error"].as_str().unwrap_or(answer.trim())
+        );
+        return Ok(ExitCode::from(3));
+    }
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    if change.dry_run {
+        println!(
+            "would {action} {} recipients of {} held messages (dry run, nothing changed)",
+            n("recipients"),
+            n("messages")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if action == "release" {
+        "released"
+    } else {
+        "deleted"
+    };
+    println!(
+        "{verb} {} recipients of {} held messages selected; {} skipped (already done by someone else)",
+        n("done"),
+        n("messages"),
+        n("skipped")
+    );
+    let failed = v["failed"].as_object().cloned().unwrap_or_default();
+    for (id, why) in &failed {
+        eprintln!("  {id}: {}", why.as_str().unwrap_or("?"));
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+/// One request to the running gateway's API.
+fn call(config: &Config, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(http_client::request_json(
+        config.http.listen,
+        "POST",
+        path,
+        body,
+    )) {
+        Ok(answer) => Ok(answer),
+        Err(HttpError::NotRunning(addr)) => anyhow::bail!(
+            "the gateway is not running at {addr}; this needs it (start it with `portcullis serve`)"
+        ),
+        Err(HttpError::Other(e)) => Err(e),
+    }
+}
+
+/// Release or delete one message through the running gateway's API.
 fn ask_gateway(config: &Config, action: &str, id: &str, recipients: &[String]) -> Result<ExitCode> {
     if !id.bytes().all(|b| b.is_ascii_alphanumeric()) || id.is_empty() {
         eprintln!("portcullis: no held message {id}");
@@ -222,17 +338,8 @@ fn ask_gateway(config: &Config, action: &str, id: &str, recipients: &[String]) -
     }
     let body = (!recipients.is_empty()).then(|| serde_json::json!({ "recipients": recipients }));
     let path = format!("/api/quarantine/{id}/{action}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let answer = runtime.block_on(http_client::request_json(
-        config.http.listen,
-        "POST",
-        &path,
-        body.as_ref(),
-    ));
-    match answer {
-        Ok((200, body)) => {
+    match call(config, &path, body.as_ref())? {
+        (200, body) => {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             match action {
                 "release" => println!(
@@ -244,7 +351,7 @@ fn ask_gateway(config: &Config, action: &str, id: &str, recipients: &[String]) -
             }
             Ok(ExitCode::SUCCESS)
         }
-        Ok((status, body)) => {
+        (status, body) => {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let why = v["error"].as_str().unwrap_or(body.trim());
             eprintln!("portcullis: cannot {action} {id}: {why}");
@@ -259,10 +366,6 @@ fn ask_gateway(config: &Config, action: &str, id: &str, recipients: &[String]) -
             }
             Ok(ExitCode::from(if status == 404 { 1 } else { 3 }))
         }
-        Err(HttpError::NotRunning(addr)) => anyhow::bail!(
-            "the gateway is not running at {addr}; {action} needs it (start it with `portcullis serve`)"
-        ),
-        Err(HttpError::Other(e)) => Err(e),
     }
 }
 

@@ -17,6 +17,8 @@ fn gateway(sink: &Sink) -> Gateway {
             "[[domains]]\nname = \"example.test\"\ndeliver_to = \"smtp://127.0.0.1:{}\"\n\
              [[scan.rules]]\nname = \"HOLD_ME\"\npart = \"header\"\nheader = \"Subject\"\n\
              pattern = \"HOLDME\"\nscore = 9.0\ncategory = \"spam\"\ndetail = \"test rule\"\n\
+             [[scan.rules]]\nname = \"HOLD_OTHER\"\npart = \"header\"\nheader = \"Subject\"\n\
+             pattern = \"KEEPME\"\nscore = 9.0\ncategory = \"spam\"\ndetail = \"other rule\"\n\
              [quarantine]\nretention_days = 14\n[quarantine.retention_by_category]\nspam = 20\n",
             sink.port
         ),
@@ -301,4 +303,89 @@ fn a_release_interrupted_by_a_crash_is_settled_at_the_next_start() {
     );
     sink.wait_for(1);
     wait_statuses(&gw, &id, &[("erin@example.test", "delivered")]);
+}
+
+#[test]
+fn everything_one_rule_held_is_released_in_one_action_after_a_dry_run() {
+    let sink = Sink::start(&[]);
+    let gw = gateway(&sink);
+    let a = send(
+        &gw,
+        &["frank@example.test", "gina@example.test"],
+        "HOLDME one",
+    );
+    let b = send(&gw, &["hank@example.test"], "HOLDME two");
+    let other = send(&gw, &["ida@example.test"], "KEEPME");
+
+    let dry = gw.cli(&[
+        "quarantine",
+        "release",
+        "--symbol",
+        "HOLD_ME",
+        "--since",
+        "1h",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let said = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        said.contains("would release 3 recipients of 2 held messages"),
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.messages().is_empty(), "a dry run changes nothing");
+
+    // Neither an ID with filters nor an empty selection is accepted.
+    assert!(!gw
+        .cli(&["quarantine", "release", &a, "--symbol", "HOLD_ME"])
+        .status
+        .success());
+    assert!(!gw.cli(&["quarantine", "release"]).status.success());
+
+    let run = gw.cli(&["quarantine", "release", "--symbol", "HOLD_ME"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("released 3 recipients of 2 held messages"),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    sink.wait_for(2);
+    wait_statuses(&gw, &b, &[("hank@example.test", "delivered")]);
+    wait_statuses(
+        &gw,
+        &a,
+        &[
+            ("frank@example.test", "delivered"),
+            ("gina@example.test", "delivered"),
+        ],
+    );
+    assert_eq!(
+        statuses(&gw, &other),
+        [("ida@example.test".to_string(), "held".to_string())]
+    );
+
+    // Again: nothing left to do, nothing sent twice.
+    let again = gw.cli(&["quarantine", "release", "--symbol", "HOLD_ME"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("released 0 recipients of 0"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 2);
+
+    let db = rusqlite::Connection::open(gw.data().join("trace.sqlite")).unwrap();
+    let (count, detail): (i64, String) = db
+        .query_row(
+            "SELECT count, detail FROM audit WHERE action = 'bulk release' ORDER BY seq LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(count, 3);
+    assert!(detail.contains("symbol=HOLD_ME"), "{detail}");
 }

@@ -17,6 +17,7 @@
 //!
 //! `release` queues a copy for delivery, exactly once per recipient, and
 //! `delete` removes held recipients; both record the trace and the audit log.
+//! `bulk` does either to everything a filter selects, with a dry run.
 //!
 //! Standards: the stored message is RFC 5322 as received (with our Received
 //! header); nothing is rewritten.
@@ -36,8 +37,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod bulk;
 mod release;
 mod retention;
+pub use bulk::{bulk, BulkAction, BulkOutcome};
 pub use release::{delete, recover, release, ReleaseError, Released};
 pub use retention::QuarantineConfig;
 

@@ -231,6 +231,70 @@ pub struct Changed {
     pub before: ReleaseStatus,
 }
 
+/// The WHERE clause of a held query and its parameters.
+fn where_clause(q: &HeldQuery) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = String::from("1=1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(m) = &q.message {
+        sql.push_str(" AND h.message = ?");
+        args.push(m.clone().into());
+    }
+    if let Some(s) = q.status {
+        sql.push_str(" AND h.status = ?");
+        args.push(s.stored().to_string().into());
+        match s {
+            ReleaseStatus::Delivered => sql.push_str(" AND r.status = 'delivered'"),
+            ReleaseStatus::Failed => sql.push_str(" AND r.status = 'bounced'"),
+            ReleaseStatus::Released => {
+                sql.push_str(" AND coalesce(r.status, '') NOT IN ('delivered', 'bounced')")
+            }
+            _ => {}
+        }
+    }
+    if q.live {
+        sql.push_str(" AND h.status IN ('held', 'requested', 'approved', 'denied', 'releasing')");
+    }
+    if let Some(c) = &q.category {
+        sql.push_str(" AND m.category = ?");
+        args.push(c.clone().into());
+    }
+    if let Some(sym) = &q.symbol {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM symbols s WHERE s.message = h.message AND s.name = ?)",
+        );
+        args.push(sym.clone().into());
+    }
+    if let Some(from) = &q.sender {
+        sql.push_str(" AND m.mail_from = ? COLLATE NOCASE");
+        args.push(from.trim_matches(['<', '>']).to_string().into());
+    }
+    if let Some(to) = &q.recipient {
+        sql.push_str(" AND h.recipient = ? COLLATE NOCASE");
+        args.push(to.trim_matches(['<', '>']).to_string().into());
+    }
+    if let Some(since) = q.since_ms {
+        sql.push_str(" AND h.received_at >= ?");
+        args.push(since.into());
+    }
+    if let Some(until) = q.until_ms {
+        sql.push_str(" AND h.received_at < ?");
+        args.push(until.into());
+    }
+    if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        // LIKE with the pattern's own wildcards escaped: the words are data.
+        let escaped = text
+            .trim()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sql.push_str(" AND (m.subject LIKE ? ESCAPE '\\' OR m.mail_from LIKE ? ESCAPE '\\')");
+        let pattern = format!("%{escaped}%");
+        args.push(pattern.clone().into());
+        args.push(pattern.into());
+    }
+    (sql, args)
+}
+
 impl Store {
     /// Held entries matching `q`, newest first.
     pub fn held(&self, q: &HeldQuery) -> Result<Vec<HeldEntry>, StoreError> {
@@ -238,67 +302,8 @@ impl Store {
             .reader
             .lock()
             .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
-        let mut sql = format!("{SELECT} WHERE 1=1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(m) = &q.message {
-            sql.push_str(" AND h.message = ?");
-            args.push(m.clone().into());
-        }
-        if let Some(s) = q.status {
-            sql.push_str(" AND h.status = ?");
-            args.push(s.stored().to_string().into());
-            match s {
-                ReleaseStatus::Delivered => sql.push_str(" AND r.status = 'delivered'"),
-                ReleaseStatus::Failed => sql.push_str(" AND r.status = 'bounced'"),
-                ReleaseStatus::Released => {
-                    sql.push_str(" AND coalesce(r.status, '') NOT IN ('delivered', 'bounced')")
-                }
-                _ => {}
-            }
-        }
-        if q.live {
-            sql.push_str(
-                " AND h.status IN ('held', 'requested', 'approved', 'denied', 'releasing')",
-            );
-        }
-        if let Some(c) = &q.category {
-            sql.push_str(" AND m.category = ?");
-            args.push(c.clone().into());
-        }
-        if let Some(sym) = &q.symbol {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM symbols s WHERE s.message = h.message AND s.name = ?)",
-            );
-            args.push(sym.clone().into());
-        }
-        if let Some(from) = &q.sender {
-            sql.push_str(" AND m.mail_from = ? COLLATE NOCASE");
-            args.push(from.trim_matches(['<', '>']).to_string().into());
-        }
-        if let Some(to) = &q.recipient {
-            sql.push_str(" AND h.recipient = ? COLLATE NOCASE");
-            args.push(to.trim_matches(['<', '>']).to_string().into());
-        }
-        if let Some(since) = q.since_ms {
-            sql.push_str(" AND h.received_at >= ?");
-            args.push(since.into());
-        }
-        if let Some(until) = q.until_ms {
-            sql.push_str(" AND h.received_at < ?");
-            args.push(until.into());
-        }
-        if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            // LIKE with the pattern's own wildcards escaped: the words are data.
-            let escaped = text
-                .trim()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            sql.push_str(" AND (m.subject LIKE ? ESCAPE '\\' OR m.mail_from LIKE ? ESCAPE '\\')");
-            let pattern = format!("%{escaped}%");
-            args.push(pattern.clone().into());
-            args.push(pattern.into());
-        }
+        let (filter, mut args) = where_clause(q);
+        let mut sql = format!("{SELECT} WHERE {filter}");
         sql.push_str(" ORDER BY h.received_at DESC, h.message DESC, h.recipient LIMIT ?");
         let limit = if q.limit == 0 {
             100
@@ -313,6 +318,27 @@ impl Store {
             out.push(r?);
         }
         Ok(out)
+    }
+
+    /// How many held messages and recipients match `q` (its limit ignored).
+    pub fn count_held(&self, q: &HeldQuery) -> Result<(u64, u64), StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
+        let (filter, args) = where_clause(q);
+        let sql = format!(
+            "SELECT count(DISTINCT h.message), count(*) FROM held h \
+             LEFT JOIN messages m ON m.id = h.message \
+             LEFT JOIN recipients r ON r.message = h.release_id AND r.address = h.recipient \
+             WHERE {filter}"
+        );
+        let counts = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(args.iter()), |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+            })?;
+        Ok(counts)
     }
 
     /// The entries of one held message, in recipient order.
@@ -589,6 +615,12 @@ mod tests {
             }),
             ["A2"]
         );
+        let live = HeldQuery {
+            live: true,
+            ..Default::default()
+        };
+        assert_eq!(store.count_held(&live).unwrap(), (1, 1));
+        assert_eq!(store.count_held(&HeldQuery::default()).unwrap(), (2, 2));
         assert_eq!(
             by(HeldQuery {
                 status: Some(ReleaseStatus::Deleted),

@@ -49,6 +49,7 @@ pub fn router(store: Store, queue: Queue, quarantine: Quarantine) -> Router {
         .route("/api/queue/{id}", get(queue_show).delete(queue_delete))
         .route("/api/queue/{id}/retry", post(queue_retry))
         .route("/api/quarantine", get(quarantine_api::list))
+        .route("/api/quarantine/bulk", post(quarantine_api::bulk))
         .route(
             "/api/quarantine/{id}",
             get(quarantine_api::show).delete(quarantine_api::delete),

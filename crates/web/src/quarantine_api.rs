@@ -7,6 +7,8 @@
 //! POST   /api/quarantine/{id}/release   {"recipients": [...]}   (body optional: all)
 //! POST   /api/quarantine/{id}/delete    {"recipients": [...]}   (body optional: all)
 //! DELETE /api/quarantine/{id}
+//! POST   /api/quarantine/bulk           {"action": "release"|"delete", "dry_run": true,
+//!                                        "filter": {"symbol": "...", "since": "2d", ...}}
 //! ```
 //!
 //! Answers: 200 with what was done; 404 for an unknown id; 409 when nothing
@@ -37,6 +39,31 @@ pub(crate) struct ListParams {
     q: Option<String>,
     live: Option<bool>,
     limit: Option<usize>,
+}
+
+/// What a bulk action selects: the list's filters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkFilter {
+    status: Option<ReleaseStatus>,
+    category: Option<String>,
+    symbol: Option<String>,
+    sender: Option<String>,
+    recipient: Option<String>,
+    /// A duration back from now, e.g. "2d".
+    since: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkRequest {
+    action: portcullis_quarantine::BulkAction,
+    #[serde(default)]
+    dry_run: bool,
+    /// Required, even if empty (`{}`: everything held), so that "everything"
+    /// is never the result of a forgotten field.
+    filter: BulkFilter,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +229,58 @@ pub(crate) async fn release(
     {
         Ok(done) => Json(done).into_response(),
         Err(e) => release_error(e),
+    }
+}
+
+pub(crate) async fn bulk(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = refuse_remote(&peer) {
+        return r;
+    }
+    let req: BulkRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "body: {{\"action\": \"release\"|\"delete\", \"dry_run\": bool, \"filter\": {{...}}}} ({e})"
+                ),
+            )
+        }
+    };
+    let since_ms = match crate::since_ms(req.filter.since.as_deref()) {
+        Ok(s) => s,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let f = req.filter;
+    let filter = HeldQuery {
+        status: f.status,
+        category: f.category,
+        symbol: f.symbol,
+        sender: f.sender,
+        recipient: f.recipient,
+        since_ms,
+        text: f.text,
+        ..HeldQuery::default()
+    };
+    let who = actor(&peer, &headers);
+    match portcullis_quarantine::bulk(
+        &app.quarantine,
+        &app.store,
+        &app.queue,
+        filter,
+        req.action,
+        req.dry_run,
+        &who,
+    )
+    .await
+    {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 
