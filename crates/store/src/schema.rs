@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_received ON messages(received_at);
 CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
 CREATE INDEX IF NOT EXISTS messages_from ON messages(mail_from);
+CREATE INDEX IF NOT EXISTS messages_from_nocase ON messages(mail_from COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS recipients (
     message    TEXT NOT NULL,
     address    TEXT NOT NULL,
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS held (
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (message, recipient)
 );
-CREATE INDEX IF NOT EXISTS held_recipient ON held(recipient, received_at);
+-- Addresses are compared without case (the list filters do).
+CREATE INDEX IF NOT EXISTS held_recipient ON held(recipient COLLATE NOCASE, received_at);
 CREATE INDEX IF NOT EXISTS held_received ON held(received_at);
 CREATE INDEX IF NOT EXISTS held_status_expires ON held(status, expires_at);
 CREATE TABLE IF NOT EXISTS audit (
