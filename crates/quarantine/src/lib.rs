@@ -38,10 +38,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod bulk;
+mod policy;
 mod release;
 mod retention;
 pub use bulk::{bulk, BulkAction, BulkOutcome};
-pub use release::{delete, recover, release, ReleaseError, Released};
+pub use policy::{Permission, ReleasePolicy, Role, UserRight};
+pub use release::{decide, delete, recover, release, request, Decision, ReleaseError, Released};
 pub use retention::QuarantineConfig;
 
 const MAGIC_V1: &[u8] = b"PORTCULLIS-HELD 1\n";

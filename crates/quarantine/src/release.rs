@@ -206,6 +206,128 @@ pub async fn release(
     })
 }
 
+/// A user asks for the release of their held copy (for categories where the
+/// release policy says `request`). Blocking: call off the async threads.
+pub fn request(store: &Store, id: &str, recipient: &str, actor: &str) -> Result<(), ReleaseError> {
+    settled(store)?;
+    let rcpt = [recipient.to_string()];
+    let changed = store.transition_held(
+        id,
+        Some(&rcpt),
+        &[ReleaseStatus::Held],
+        ReleaseStatus::Requested,
+        None,
+    )?;
+    if changed.is_empty() {
+        return Err(nothing_to_do("request", store, id, Some(&rcpt))?);
+    }
+    store.record(
+        id,
+        EventKind::ReleaseRequested {
+            recipients: rcpt.to_vec(),
+            actor: actor.to_string(),
+        },
+    );
+    store.audit(actor, "request release", id, 1, Some(recipient))?;
+    Ok(())
+}
+
+/// An administrator's answer to release requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// Approves (and at once releases) or denies the requested recipients of a
+/// held message (all requested ones when `recipients` is None). Returns the
+/// recipients decided; an approval's release is in the second value.
+pub async fn decide(
+    quarantine: &Quarantine,
+    store: &Store,
+    queue: &Queue,
+    id: &str,
+    recipients: Option<Vec<String>>,
+    decision: Decision,
+    actor: &str,
+) -> Result<(Vec<String>, Option<Released>), ReleaseError> {
+    let to = match decision {
+        Decision::Approve => ReleaseStatus::Approved,
+        Decision::Deny => ReleaseStatus::Denied,
+    };
+    let (s, owned_id, chosen, who) = (
+        store.clone(),
+        id.to_string(),
+        recipients.clone(),
+        actor.to_string(),
+    );
+    let decided = blocking(move || {
+        settled(&s)?;
+        let changed = s.transition_held(
+            &owned_id,
+            chosen.as_deref(),
+            &[ReleaseStatus::Requested],
+            to,
+            None,
+        )?;
+        if changed.is_empty() {
+            return Err(nothing_to_do(
+                "decide on",
+                &s,
+                &owned_id,
+                chosen.as_deref(),
+            )?);
+        }
+        let rcpts: Vec<String> = changed.into_iter().map(|c| c.recipient).collect();
+        if decision == Decision::Deny {
+            s.record(
+                &owned_id,
+                EventKind::ReleaseDenied {
+                    recipients: rcpts.clone(),
+                    actor: who.clone(),
+                },
+            );
+            s.audit(&who, "deny release", &owned_id, rcpts.len(), None)?;
+        } else {
+            s.audit(&who, "approve release", &owned_id, rcpts.len(), None)?;
+        }
+        Ok(rcpts)
+    })
+    .await?;
+    if decision == Decision::Deny {
+        return Ok((decided, None));
+    }
+    let released = release(quarantine, store, queue, id, Some(decided.clone()), actor).await?;
+    Ok((decided, Some(released)))
+}
+
+/// The error for a change that found nothing to change, with each chosen
+/// recipient's status.
+fn nothing_to_do(
+    action: &'static str,
+    store: &Store,
+    id: &str,
+    recipients: Option<&[String]>,
+) -> Result<ReleaseError, StoreError> {
+    let statuses: Vec<_> = store
+        .held_message(id)?
+        .into_iter()
+        .filter(|e| {
+            recipients.is_none_or(|list| list.iter().any(|r| r.eq_ignore_ascii_case(&e.recipient)))
+        })
+        .map(|e| (e.recipient, e.status))
+        .collect();
+    if statuses.is_empty() && store.held_message(id)?.is_empty() {
+        return Ok(ReleaseError::NotFound(id.to_string()));
+    }
+    Ok(ReleaseError::NothingToDo {
+        action,
+        id: id.to_string(),
+        statuses,
+    })
+}
+
 /// Deletes a held message's `recipients` (all of its live ones when None) on
 /// behalf of `actor`. When no recipient is left that could still be released,
 /// the stored message is removed. Blocking (it waits for the disk and the

@@ -1,4 +1,5 @@
-//! How long held mail is kept: `[quarantine] retention_days` for every
+//! `[quarantine]`: who may release what (`release_policy`) and how long held
+//! mail is kept: `[quarantine] retention_days` for every
 //! category, and `[quarantine.retention_by_category]` to keep one longer or
 //! shorter (e.g. malware for 90 days, for the incident report).
 
@@ -15,6 +16,8 @@ pub struct QuarantineConfig {
     /// Days per verdict category (`spam`, `phishing`, `malware`, `policy`,
     /// `clean`), overriding `retention_days`.
     pub retention_by_category: BTreeMap<Category, u32>,
+    /// Who may release what (see `policy`).
+    pub release_policy: crate::ReleasePolicy,
 }
 
 impl Default for QuarantineConfig {
@@ -22,6 +25,7 @@ impl Default for QuarantineConfig {
         QuarantineConfig {
             retention_days: 30,
             retention_by_category: BTreeMap::new(),
+            release_policy: crate::ReleasePolicy::default(),
         }
     }
 }

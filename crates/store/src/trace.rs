@@ -186,6 +186,17 @@ pub enum EventKind {
         release_id: String,
         actor: String,
     },
+    /// A recipient asked for the release of held mail an administrator must
+    /// approve.
+    ReleaseRequested {
+        recipients: Vec<String>,
+        actor: String,
+    },
+    /// An administrator refused a requested release; the mail stays held.
+    ReleaseDenied {
+        recipients: Vec<String>,
+        actor: String,
+    },
 }
 
 /// One symbol of a stored verdict.
@@ -209,6 +220,8 @@ impl EventKind {
             EventKind::Scanned { .. } => "scanned",
             EventKind::Quarantined { .. } => "quarantined",
             EventKind::Released { .. } => "released",
+            EventKind::ReleaseRequested { .. } => "release_requested",
+            EventKind::ReleaseDenied { .. } => "release_denied",
         }
     }
 }
@@ -701,7 +714,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreErro
             Some(&format!("released as {release_id}")),
             e.at,
         )?,
-        EventKind::DsnQueued { .. } | EventKind::RetryRequested => {}
+        EventKind::DsnQueued { .. }
+        | EventKind::RetryRequested
+        | EventKind::ReleaseRequested { .. }
+        | EventKind::ReleaseDenied { .. } => {}
     }
     Ok(())
 }
