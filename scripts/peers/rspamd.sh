@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# A private rspamd instance for side-by-side comparisons (bench/quality.sh).
+# A private rspamd instance for side-by-side comparisons (bench/quality.sh, and
+# bench/throughput.sh as Postfix's milter).
 #
 #   rspamd.sh start DIR [NORMAL_PORT CONTROLLER_PORT [DNS]]
+#   RSPAMD_MILTER=1 rspamd.sh start DIR ...   # also the milter (proxy worker)
 #   rspamd.sh learn DIR spam|ham PATH...   # rspamc learn_spam/learn_ham, 2 at a time
 #   rspamd.sh stats DIR                    # rspamc stat (Bayes learns among it)
 #   rspamd.sh stop DIR
@@ -11,10 +13,26 @@
 # that takes Debian's /etc/rspamd for everything else, plus local.d/override.d),
 # Bayes statistics (DIR/db, sqlite3 backend: no redis), run files and logs. The
 # system's rspamd (ports 11332-11334, /var/lib/rspamd) is not touched; only the
-# normal worker (scanning, /checkv2) and the controller (learning, /stat) run, on
-# loopback. Ports not given are picked free. They are written to DIR/ports.env
+# normal worker (scanning, /checkv2), the controller (learning, /stat) and, if
+# asked for, the milter run, on loopback. Ports not given are picked free. They are written to DIR/ports.env
 # (NORMAL_PORT=, CONTROLLER_PORT=, DNS=) and printed. Normal workers: rspamd's
 # default, max(1, cores - 2); RSPAMD_WORKERS=N sets another number.
+#
+# Milter: with RSPAMD_MILTER=1 the proxy worker runs too, in milter mode, on
+# 127.0.0.1:MILTER_PORT (RSPAMD_MILTER_PORT, or picked free; written to
+# DIR/ports.env as MILTER_PORT=). It is rspamd's recommended milter setup: Debian's
+# worker-proxy.inc (milter = yes, timeout = 120s, count = 1, X-Spam header on
+# "add header", 5xx on "reject") with local.d/worker-proxy.inc setting
+# upstream "local" { default = yes; self_scan = yes; }, so the proxy scans each
+# message in its own process instead of passing it on to the normal worker over
+# HTTP (see the comment where it is written). RSPAMD_PROXY_WORKERS=N runs N proxy
+# processes instead of Debian's one. For Postfix: scripts/peers/postfix-relay.sh
+# with MILTER=inet:127.0.0.1:MILTER_PORT.
+#
+# RSPAMD_CHECK_LOCAL=1: SPF, DKIM and DMARC are checked also for mail from
+# local addresses (127.0.0.1 included; rspamd skips them by default, as it does
+# for authenticated senders), so a benchmark sending from loopback can measure a
+# server that authenticates every sender.
 #
 # DNS: rspamd's network rules (RBLs, SURBL, SPF, DKIM, DMARC, ASN) ask its own
 # resolver, and with no internet they would wait for time-outs. DNS is
@@ -97,6 +115,7 @@ install)
     exit 0
     ;;
 stats)
+    # shellcheck source=/dev/null
     . "$dir/ports.env"
     exec rspamc -h "127.0.0.1:$CONTROLLER_PORT" stat
     ;;
@@ -107,6 +126,7 @@ stop)
     ;;
 learn)
     [ -f "$dir/ports.env" ] || die "no instance in $dir"
+    # shellcheck source=/dev/null
     . "$dir/ports.env"
     class=$3
     shift 3
@@ -149,8 +169,40 @@ fi
 workers=""
 [ -n "${RSPAMD_WORKERS:-}" ] && workers="count = $RSPAMD_WORKERS;"
 
+# The milter: the proxy worker, as in Debian's rspamd.conf (its worker-proxy.inc
+# merged with local.d/worker-proxy.inc), on our port.
+milter_port="" proxy_worker=""
+if [ "${RSPAMD_MILTER:-0}" = 1 ]; then
+    milter_port=${RSPAMD_MILTER_PORT:-$(free_port)}
+    proxy_worker="worker \"rspamd_proxy\" {
+    bind_socket = \"127.0.0.1:$milter_port\";
+    .include \"\$CONFDIR/worker-proxy.inc\"
+    .include(try=true; priority=1,duplicate=merge) \"\$LOCAL_CONFDIR/local.d/worker-proxy.inc\"
+}"
+    # self_scan: the proxy scans the message itself. This is what rspamd's
+    # documentation recommends for a milter (quick start, MTA integration); the
+    # alternative, forwarding each message over HTTP to the normal worker, adds
+    # a hop and a second process per message and is meant for a proxy in front
+    # of a farm of scanners. Either way one process scans on this machine: Debian
+    # runs one proxy worker, and the default of normal workers is
+    # max(1, cores - 2), one on 2 cores.
+    cat >"$dir/etc/local.d/worker-proxy.inc" <<CONF
+milter = yes;
+timeout = 120s;
+upstream "local" {
+    default = yes;
+    self_scan = yes;
+}
+CONF
+    # (Here, not in the worker block: a second count there would not replace
+    # the one of worker-proxy.inc.)
+    if [ -n "${RSPAMD_PROXY_WORKERS:-}" ]; then
+        echo "count = $RSPAMD_PROXY_WORKERS;" >>"$dir/etc/local.d/worker-proxy.inc"
+    fi
+fi
+
 # Our top-level file: Debian's common configuration (metrics, modules, rules)
-# with only the two workers we use, on our ports.
+# with only the workers we use, on our ports.
 cat >"$dir/etc/rspamd.conf" <<CONF
 .include "\$CONFDIR/common.conf"
 options {
@@ -173,6 +225,7 @@ worker "controller" {
     bind_socket = "127.0.0.1:$controller";
     .include "\$CONFDIR/worker-controller.inc"
 }
+$proxy_worker
 CONF
 
 cat >"$dir/etc/local.d/options.inc" <<CONF
@@ -189,6 +242,13 @@ CONF
 # local mail and tries to DKIM-sign (sign_local) with keys that do not exist
 # here: work that is not filtering, and an error line per message. Signing off.
 echo 'enabled = false;' >"$dir/etc/local.d/dkim_signing.conf"
+
+# RSPAMD_CHECK_LOCAL=1: authenticate mail from local addresses too (see above).
+if [ "${RSPAMD_CHECK_LOCAL:-0}" = 1 ]; then
+    for m in spf dkim dmarc; do
+        echo 'check_local = true;' >"$dir/etc/local.d/$m.conf"
+    done
+fi
 
 # Bayes on sqlite3 files in DIR/db (no redis), no autolearn: learned only by
 # rspamc. override.d replaces the whole classifier section of statistic.conf.
@@ -255,12 +315,15 @@ rspamd -c "$dir/etc/rspamd.conf" -u _rspamd -g _rspamd \
     >"$dir/log/start.log" 2>&1 || { cat "$dir/log/start.log" >&2; die "rspamd did not start"; }
 
 printf 'NORMAL_PORT=%s\nCONTROLLER_PORT=%s\nDNS=%s\n' "$normal" "$controller" "$dns" >"$dir/ports.env"
+if [ -n "$milter_port" ]; then echo "MILTER_PORT=$milter_port" >>"$dir/ports.env"; fi
 
-# Ready when the controller answers /stat and the normal worker /ping...
+# Ready when the controller answers /stat, the normal worker /ping and the
+# milter, if any, accepts connections...
 up=0
 for _ in $(seq 1 300); do
     if curl -sf "http://127.0.0.1:$controller/stat" >/dev/null 2>&1 \
-        && curl -sf "http://127.0.0.1:$normal/ping" >/dev/null 2>&1; then
+        && curl -sf "http://127.0.0.1:$normal/ping" >/dev/null 2>&1 \
+        && { [ -z "$milter_port" ] || (exec 3<>"/dev/tcp/127.0.0.1/$milter_port") 2>/dev/null; }; then
         up=1
         break
     fi
@@ -268,13 +331,13 @@ for _ in $(seq 1 300); do
 done
 if [ "$up" = 0 ]; then
     tail -20 "$dir/log/rspamd.log" >&2 || true
-    die "rspamd did not answer on $normal/$controller; see $dir/log/rspamd.log"
+    die "rspamd did not answer on $normal/$controller${milter_port:+/$milter_port}; see $dir/log/rspamd.log"
 fi
 # ...and the workers have their Hyperscan databases: until then they match with
 # PCRE, slower, which would be measured. The hs_helper logs "compiled N regular
 # expressions to the hyperscan tree" (N = 0 when the cache had them all) and
 # tells the workers a second later. About 10 s when the cache is empty.
-for _ in $(seq 1 ${RSPAMD_HS_WAIT:-120}); do
+for _ in $(seq 1 "${RSPAMD_HS_WAIT:-120}"); do
     if grep -q 'regular expressions to the hyperscan tree' "$dir/log/rspamd.log"; then
         sleep 2
         cat "$dir/ports.env"
