@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the bash benchmarks in bench/. Source it; do not run it.
 #
 #   bench_init            checks the peers, builds the release binary (see below),
@@ -8,6 +9,7 @@
 #   gateway_config ...    writes a gateway configuration
 #   start_gateway NAME    starts the gateway on $WORK/NAME.toml, waits for /healthz
 #   start_postfix ...     a private Postfix relay (scripts/peers/postfix-relay.sh)
+#   start_rspamd NAME ... a private rspamd (scripts/peers/rspamd.sh)
 #
 # Everything started here is recorded and stopped by the EXIT trap, also when a
 # benchmark fails or is interrupted.
@@ -22,9 +24,11 @@ BUILD_BIN=1
 [ -n "${PORTCULLIS_BIN:-}" ] && BUILD_BIN=0
 PORTCULLIS_BIN=${PORTCULLIS_BIN:-$CARGO_TARGET_DIR/release/portcullis}
 POSTFIX_RELAY=$REPO_DIR/scripts/peers/postfix-relay.sh
+RSPAMD_PEER=$REPO_DIR/scripts/peers/rspamd.sh
 
 BENCH_PIDS=()
 BENCH_POSTFIX_DIRS=()
+BENCH_RSPAMD_DIRS=()
 KEEP_WORK=${KEEP_WORK:-0}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -34,11 +38,11 @@ log() { echo "== $(date +%H:%M:%S) $*" >&2; }
 # other process is never signalled), and whether it still runs (an exited child
 # not yet reaped is a zombie).
 ours() {
-    local stat rest
+    local stat rest fields
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     rest=${stat##*) }
-    set -- $rest
-    [ "$2" = "$$" ]
+    read -r -a fields <<<"$rest"      # state, parent's pid, ...
+    [ "${fields[1]}" = "$$" ]
 }
 running() {
     local stat rest
@@ -63,6 +67,7 @@ bench_cleanup() {
     local rc=$?
     set +e
     for d in "${BENCH_POSTFIX_DIRS[@]}"; do "$POSTFIX_RELAY" stop "$d"; done
+    for d in "${BENCH_RSPAMD_DIRS[@]}"; do "$RSPAMD_PEER" stop "$d"; done
     for p in "${BENCH_PIDS[@]}"; do ours "$p" && kill "$p" 2>/dev/null; done
     for p in "${BENCH_PIDS[@]}"; do
         ours "$p" || continue
@@ -140,12 +145,15 @@ start_sink() {
 sink_count() {
     local n
     n=$(tail -c 200 "$WORK/$1.count" | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -1)
-    echo "${n#mesg=}" | sed 's/^$/0/'
+    n=${n#mesg=}
+    echo "${n:-0}"
 }
 
 # gateway_config NAME SMTP_PORT HTTP_PORT SINK_PORT [extra TOML appended]
+# TRUSTED_NETWORKS (a TOML array, default loopback) is [smtp] trusted_networks.
 gateway_config() {
     local name=$1 smtp=$2 http=$3 sink=$4 extra=${5:-}
+    local trusted=${TRUSTED_NETWORKS:-'["127.0.0.0/8"]'}
     mkdir -p "$WORK/$name"
     cat >"$WORK/$name.toml" <<TOML
 [server]
@@ -154,7 +162,7 @@ data_dir = "$WORK/$name"
 
 [smtp]
 listen = ["127.0.0.1:$smtp"]
-trusted_networks = ["127.0.0.0/8"]
+trusted_networks = $trusted
 
 [http]
 listen = "127.0.0.1:$http"
@@ -194,11 +202,23 @@ start_gateway() {
     die "the gateway did not come up"
 }
 
-# start_postfix NAME LISTEN_PORT NEXT_HOP_PORT
+# start_postfix NAME LISTEN_PORT NEXT_HOP_PORT [MILTER]: MILTER as in
+# postfix-relay.sh (inet:127.0.0.1:PORT), none if not given.
 start_postfix() {
     local dir=$WORK/$1
     BENCH_POSTFIX_DIRS+=("$dir")
-    "$POSTFIX_RELAY" start "$dir" "$2" "$3" || die "postfix did not start"
+    MILTER=${4:-} "$POSTFIX_RELAY" start "$dir" "$2" "$3" || die "postfix did not start"
+}
+
+# start_rspamd NAME DNS: a private rspamd in $WORK/NAME on free ports, asking
+# the DNS server DNS (127.0.0.1:PORT); its ports are then in $WORK/NAME/ports.env.
+# RSPAMD_* variables (RSPAMD_MILTER=1, ...) pass through to scripts/peers/rspamd.sh.
+start_rspamd() {
+    local dir=$WORK/$1 normal controller
+    read -r normal controller <<<"$(free_ports 2)"
+    BENCH_RSPAMD_DIRS+=("$dir")
+    "$RSPAMD_PEER" start "$dir" "$normal" "$controller" "$2" >"$WORK/$1.start.txt" 2>&1 \
+        || die "rspamd did not start: $(tail -5 "$WORK/$1.start.txt")"
 }
 
 # What was measured: the binary's version, checksum and build time, and the commit.
