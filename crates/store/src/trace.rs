@@ -197,6 +197,12 @@ pub enum EventKind {
         recipients: Vec<String>,
         actor: String,
     },
+    /// Held mail removed at the end of its retention (after a digest listed
+    /// it to its recipient as expiring).
+    Purged {
+        recipients: Vec<String>,
+        reason: String,
+    },
 }
 
 /// One symbol of a stored verdict.
@@ -222,6 +228,7 @@ impl EventKind {
             EventKind::Released { .. } => "released",
             EventKind::ReleaseRequested { .. } => "release_requested",
             EventKind::ReleaseDenied { .. } => "release_denied",
+            EventKind::Purged { .. } => "purged",
         }
     }
 }
@@ -671,6 +678,14 @@ fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreErro
             recipients,
             MessageStatus::Deleted,
             Some(&"deleted by an administrator".to_string()),
+            e.at,
+        )?,
+        EventKind::Purged { recipients, reason } => set_recipients(
+            tx,
+            &e.message,
+            recipients,
+            MessageStatus::Deleted,
+            Some(reason),
             e.at,
         )?,
         EventKind::Scanned {
