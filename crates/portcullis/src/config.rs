@@ -6,6 +6,7 @@
 //! silently leave the relay rules at their defaults.
 
 use ipnet::IpNet;
+use portcullis_quarantine::Role;
 use portcullis_queue::route::Destination;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -133,12 +134,20 @@ impl Default for Smtp {
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     pub listen: SocketAddr,
+    /// Clients on loopback act as administrators without signing in (the
+    /// command line on this host). Turn off when other local users exist.
+    pub trust_loopback: bool,
+    /// Mark the session cookie `Secure` (browsers then send it only over
+    /// HTTPS, or to localhost and 127.0.0.1).
+    pub secure_cookies: bool,
 }
 
 impl Default for Http {
     fn default() -> Self {
         Http {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+            trust_loopback: true,
+            secure_cookies: true,
         }
     }
 }
@@ -232,6 +241,34 @@ pub struct User {
     pub name: String,
     /// An argon2 PHC string, as `portcullis hash-password` prints.
     pub password_hash: PasswordHash,
+    /// In the console and the API: `user` (their own held mail), `helpdesk`
+    /// or `admin`.
+    #[serde(default = "default_role")]
+    pub role: Role,
+    /// The mail addresses whose held mail the user sees; by default the name,
+    /// when it is an address.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+fn default_role() -> Role {
+    Role::User
+}
+
+impl User {
+    /// The account the console and the API know.
+    pub fn account(&self) -> portcullis_web::Account {
+        let addresses = if self.addresses.is_empty() && self.name.contains('@') {
+            vec![self.name.clone()]
+        } else {
+            self.addresses.clone()
+        };
+        portcullis_web::Account {
+            name: self.name.clone(),
+            role: self.role,
+            addresses,
+        }
+    }
 }
 
 /// A duration written `30s`, `5m`, `2h`, `5d` or `1w`.

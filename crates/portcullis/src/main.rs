@@ -20,6 +20,7 @@
 mod cli_quarantine;
 mod cli_queue;
 mod cli_scan;
+mod cli_token;
 mod cli_trace;
 mod cli_train;
 mod config;
@@ -85,6 +86,11 @@ enum Command {
     },
     /// Read a password on standard input and print its argon2 hash for `[[users]]`.
     HashPassword,
+    /// API tokens for scripts and other systems.
+    Token {
+        #[command(subcommand)]
+        action: cli_token::TokenAction,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,6 +112,7 @@ fn main() -> ExitCode {
         Command::Scan { args } => cli_scan::run(&config, &args),
         Command::Train { args } => cli_train::run(&config, &args),
         Command::HashPassword => hash_password(),
+        Command::Token { action } => cli_token::run(&config, &action),
     };
     match result {
         Ok(code) => code,

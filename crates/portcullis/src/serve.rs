@@ -132,11 +132,24 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         max_per_ip: config.smtp.max_connections_per_ip,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    let accounts = portcullis_web::LocalAccounts::new(
+        config
+            .users
+            .iter()
+            .map(|u| (u.account(), u.password_hash.0.clone()))
+            .collect(),
+    );
+    let mut access = portcullis_web::Access::new(Arc::new(accounts), config.http.trust_loopback);
+    access.secure_cookies = config.http.secure_cookies;
     let web = tokio::spawn(portcullis_web::serve(
         http,
-        store.clone(),
-        queue.clone(),
-        quarantine,
+        portcullis_web::Services {
+            store: store.clone(),
+            queue: queue.clone(),
+            quarantine,
+            access: Arc::new(access),
+            release_policy: config.quarantine.release_policy.clone(),
+        },
         stop_rx.clone(),
     ));
     let smtp = tokio::spawn(portcullis_smtp::serve(

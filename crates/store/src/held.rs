@@ -142,6 +142,10 @@ pub struct HeldQuery {
     pub until_ms: Option<i64>,
     /// Words in the subject or the sender.
     pub text: Option<String>,
+    /// Only entries for these recipients (a user's own addresses); an empty
+    /// list selects nothing.
+    #[serde(skip)]
+    pub owners: Option<Vec<String>>,
     pub limit: usize,
 }
 
@@ -184,14 +188,15 @@ pub(crate) fn index_held(
     Ok(())
 }
 
-const SELECT: &str = "SELECT h.message, h.recipient, h.status, r.status, h.received_at, \
+pub(crate) const SELECT: &str =
+    "SELECT h.message, h.recipient, h.status, r.status, h.received_at, \
      m.mail_from, m.subject, m.category, m.score, m.size, h.reason, h.expires_at, h.pinned, \
      h.release_id, h.updated_at \
      FROM held h \
      LEFT JOIN messages m ON m.id = h.message \
      LEFT JOIN recipients r ON r.message = h.release_id AND r.address = h.recipient";
 
-fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<HeldEntry> {
+pub(crate) fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<HeldEntry> {
     let stored: String = row.get(2)?;
     let copy: Option<String> = row.get(3)?;
     let mut status = ReleaseStatus::parse(&stored).unwrap_or(ReleaseStatus::Held);
@@ -291,6 +296,15 @@ fn where_clause(q: &HeldQuery) -> (String, Vec<rusqlite::types::Value>) {
         let pattern = format!("%{escaped}%");
         args.push(pattern.clone().into());
         args.push(pattern.into());
+    }
+    if let Some(owners) = &q.owners {
+        if owners.is_empty() {
+            sql.push_str(" AND 0");
+        } else {
+            let marks = vec!["?"; owners.len()].join(", ");
+            sql.push_str(&format!(" AND h.recipient COLLATE NOCASE IN ({marks})"));
+            args.extend(owners.iter().map(|o| o.clone().into()));
+        }
     }
     (sql, args)
 }
@@ -621,6 +635,12 @@ mod tests {
         };
         assert_eq!(store.count_held(&live).unwrap(), (1, 1));
         assert_eq!(store.count_held(&HeldQuery::default()).unwrap(), (2, 2));
+        let mine = |owners: Vec<&str>| HeldQuery {
+            owners: Some(owners.into_iter().map(String::from).collect()),
+            ..Default::default()
+        };
+        assert_eq!(by(mine(vec!["B@EXAMPLE.org"])), ["A2"]);
+        assert!(by(mine(vec![])).is_empty());
         assert_eq!(
             by(HeldQuery {
                 status: Some(ReleaseStatus::Deleted),

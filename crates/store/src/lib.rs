@@ -3,6 +3,7 @@
 //! recipient (status and the last reply) and the ordered events of its journey.
 //! The quarantine's index (`held`): one row per held message and recipient with
 //! its release status and expiry, and the audit log of administrators' actions.
+//! Console sessions and API tokens (`access`, hashes only).
 //! And the learned models (the content classifier's), shared by every process.
 //! SQLite is the embedded default; the schema is plain SQL so that a PostgreSQL
 //! backend for cluster mode can follow the same shape.
@@ -15,6 +16,7 @@
 //! thread in batches so a flood of events cannot exhaust connections, and a full
 //! queue of events applies back-pressure instead of growing without bound.
 
+pub mod access;
 pub mod held;
 mod models;
 mod schema;

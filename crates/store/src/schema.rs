@@ -70,6 +70,23 @@ CREATE TABLE IF NOT EXISTS audit (
     count  INTEGER NOT NULL,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    secret_hash  TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+);
 CREATE TABLE IF NOT EXISTS models (
     name       TEXT PRIMARY KEY,
     data       BLOB NOT NULL,

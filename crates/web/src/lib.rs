@@ -10,24 +10,29 @@
 //!
 //! Security posture: query parameters are hostile: they are parsed into typed
 //! filters, bounded (`limit` at most 10,000) and only ever bound as SQL parameters
-//! by the store. Until API tokens exist, the API and queue management answer only
-//! clients on loopback (403 otherwise); `/healthz` and `/metrics` are open as
+//! by the store. Every API call is made by an identity (`auth`: an API token,
+//! a signed-in session with its CSRF token, or loopback when trusted) whose role
+//! allows it: the trace needs helpdesk, the queue admin, and a user sees only
+//! held mail for their own addresses. `/healthz` and `/metrics` are open as
 //! monitoring expects. No endpoint returns message bodies.
 
+pub mod auth;
 mod quarantine_api;
 
+pub use auth::{Access, Account, Accounts, LocalAccounts};
+
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_quarantine::Quarantine;
+use portcullis_quarantine::{Quarantine, ReleasePolicy, Role};
 use portcullis_queue::Queue;
 use portcullis_store::{MessageQuery, MessageStatus, Store};
 use prometheus::{Encoder, IntGauge, TextEncoder};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 #[derive(Clone)]
@@ -35,10 +40,21 @@ struct App {
     store: Store,
     queue: Queue,
     quarantine: Quarantine,
+    access: Arc<Access>,
+    policy: Arc<ReleasePolicy>,
+}
+
+/// What the HTTP listener serves from.
+pub struct Services {
+    pub store: Store,
+    pub queue: Queue,
+    pub quarantine: Quarantine,
+    pub access: Arc<Access>,
+    pub release_policy: ReleasePolicy,
 }
 
 /// Builds the router.
-pub fn router(store: Store, queue: Queue, quarantine: Quarantine) -> Router {
+pub fn router(services: Services) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -59,24 +75,36 @@ pub fn router(store: Store, queue: Queue, quarantine: Quarantine) -> Router {
             post(quarantine_api::release),
         )
         .route("/api/quarantine/{id}/delete", post(quarantine_api::delete))
+        .route(
+            "/api/quarantine/{id}/request",
+            post(quarantine_api::request),
+        )
+        .route(
+            "/api/quarantine/{id}/approve",
+            post(quarantine_api::approve),
+        )
+        .route("/api/quarantine/{id}/deny", post(quarantine_api::deny))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/me", get(auth::me))
         .with_state(App {
-            store,
-            queue,
-            quarantine,
+            store: services.store,
+            queue: services.queue,
+            quarantine: services.quarantine,
+            access: services.access,
+            policy: Arc::new(services.release_policy),
         })
 }
 
 /// Serves HTTP until `shutdown` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    store: Store,
-    queue: Queue,
-    quarantine: Quarantine,
+    services: Services,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(store, queue, quarantine).into_make_service_with_connect_info::<SocketAddr>(),
+        router(services).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = shutdown.wait_for(|s| *s).await;
@@ -88,15 +116,19 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-/// The refusal for a client that is not local, if it is not.
-fn refuse_remote(peer: &SocketAddr) -> Option<Response> {
-    if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() {
-        None
+/// The identity behind a request, if its role is at least `role`.
+pub(crate) async fn require(
+    app: &App,
+    peer: SocketAddr,
+    method: &Method,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<auth::Identity, auth::Denied> {
+    let id = auth::identify(app, peer, method, headers).await?;
+    if id.at_least(role) {
+        Ok(id)
     } else {
-        Some(error(
-            StatusCode::FORBIDDEN,
-            "the API answers only local clients until API tokens are configured",
-        ))
+        Err(auth::Denied::Forbidden)
     }
 }
 
@@ -179,10 +211,12 @@ fn since_ms(since: Option<&str>) -> Result<Option<i64>, &'static str> {
 async fn messages(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
     Query(p): Query<MessagesParams>,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Helpdesk).await {
+        return d.into_response();
     }
     let since_ms = match since_ms(p.since.as_deref()) {
         Ok(s) => s,
@@ -219,10 +253,12 @@ async fn messages(
 async fn message(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Helpdesk).await {
+        return d.into_response();
     }
     let store = app.store.clone();
     let q = MessageQuery {
@@ -242,9 +278,11 @@ async fn message(
 async fn queue_list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
+        return d.into_response();
     }
     let queue = app.queue.clone();
     match tokio::task::spawn_blocking(move || queue.list()).await {
@@ -256,10 +294,12 @@ async fn queue_list(
 async fn queue_show(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
+        return d.into_response();
     }
     match app.queue.item(&id) {
         Ok(item) => Json(item).into_response(),
@@ -270,10 +310,12 @@ async fn queue_show(
 async fn queue_retry(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
+        return d.into_response();
     }
     match app.queue.retry(Some(&id)) {
         0 => error(StatusCode::NOT_FOUND, "no such message in the queue"),
@@ -284,9 +326,11 @@ async fn queue_retry(
 async fn queue_retry_all(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
+        return d.into_response();
     }
     Json(serde_json::json!({ "rescheduled": app.queue.retry(None) })).into_response()
 }
@@ -294,10 +338,12 @@ async fn queue_retry_all(
 async fn queue_delete(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
+        return d.into_response();
     }
     match app.queue.delete(&id) {
         Ok(()) => Json(serde_json::json!({ "deleted": id })).into_response(),

@@ -11,20 +11,34 @@
 //!                                        "filter": {"symbol": "...", "since": "2d", ...}}
 //! ```
 //!
-//! Answers: 200 with what was done; 404 for an unknown id; 409 when nothing
-//! chosen can be released or deleted any more (with each recipient's status);
-//! 503 when the copy could not be queued (nothing changed, try again).
+//! POST   /api/quarantine/{id}/request   {"recipients": [...]}   a user asks for release
+//! POST   /api/quarantine/{id}/approve   {"recipients": [...]}   and an administrator decides
+//! POST   /api/quarantine/{id}/deny      {"recipients": [...]}
+//!
+//! Answers: 200 with what was done; 404 for an unknown id, or one held for
+//! somebody else (a user never learns that it exists); 403 when the role or
+//! the category's release policy does not allow the action (with what is
+//! allowed instead); 409 when nothing chosen can be changed any more (with
+//! each recipient's status); 503 when the copy could not be queued (nothing
+//! changed, try again).
+//!
+//! Roles: a `user` sees and acts on entries for their own addresses only, and
+//! releases or requests as `[quarantine.release_policy]` says per category;
+//! `helpdesk` sees everything and releases, approves and denies all but
+//! malware; `admin` does everything, and alone deletes and acts in bulk.
 //! Query parameters and bodies are hostile: parsed into typed filters,
 //! bounded, and bound as SQL parameters by the store.
 
-use crate::{error, refuse_remote, App};
+use crate::auth::{identify, Identity};
+use crate::{error, require, App};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_quarantine::{QuarantineError, ReleaseError};
-use portcullis_store::{HeldQuery, ReleaseStatus};
+use portcullis_quarantine::{Decision, Permission, QuarantineError, ReleaseError, Role};
+use portcullis_scan::Category;
+use portcullis_store::{HeldEntry, HeldQuery, ReleaseStatus};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -72,20 +86,6 @@ struct Choice {
     recipients: Option<Vec<String>>,
 }
 
-/// Who acts, for the trace and the audit log: the `X-Portcullis-Actor` header
-/// (the CLI sends the login name) on top of the peer, both bounded.
-fn actor(peer: &SocketAddr, headers: &HeaderMap) -> String {
-    let named: String = headers
-        .get("x-portcullis-actor")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("api")
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(64)
-        .collect();
-    format!("{named}@{}", peer.ip())
-}
-
 /// The recipients a release or delete names in its body; None for all. The
 /// error is the reason, for a 400.
 fn choice(body: &Bytes) -> Result<Option<Vec<String>>, String> {
@@ -130,14 +130,75 @@ fn e_text(statuses: &[(String, ReleaseStatus)]) -> String {
     }
 }
 
+/// The verdict category of an entry; an unknown one is treated as the most
+/// guarded (malware).
+fn category(e: &HeldEntry) -> Category {
+    e.category
+        .as_deref()
+        .and_then(|c| serde_json::from_value(serde_json::Value::String(c.to_string())).ok())
+        .unwrap_or(Category::Malware)
+}
+
+fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such held message")
+}
+
+/// The entries of `id` this identity may see: all for helpdesk and admin,
+/// their own for a user. Empty means 404; the error is for a 500.
+async fn visible(app: &App, who: &Identity, id: &str) -> Result<Vec<HeldEntry>, String> {
+    let (store, owned_id) = (app.store.clone(), id.to_string());
+    let entries = match tokio::task::spawn_blocking(move || store.held_message(&owned_id)).await {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(if who.role == Role::User {
+        entries
+            .into_iter()
+            .filter(|e| who.owns(&e.recipient))
+            .collect()
+    } else {
+        entries
+    })
+}
+
+/// The entries an action names (all visible ones when `recipients` is None);
+/// None when it names one that is not visible (a 404, so nothing is revealed).
+fn chosen(visible: Vec<HeldEntry>, recipients: &Option<Vec<String>>) -> Option<Vec<HeldEntry>> {
+    let Some(list) = recipients else {
+        return Some(visible);
+    };
+    list.iter()
+        .map(|r| {
+            visible
+                .iter()
+                .find(|e| e.recipient.eq_ignore_ascii_case(r))
+                .cloned()
+        })
+        .collect()
+}
+
+fn policy_refusal(permission: Permission, id: &str) -> Response {
+    let why = match permission {
+        Permission::Request => format!(
+            "this category needs an administrator's approval: ask with POST /api/quarantine/{id}/request"
+        ),
+        _ => "this category can only be released by an administrator".to_string(),
+    };
+    error(StatusCode::FORBIDDEN, &why)
+}
+
 pub(crate) async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
-    }
+    let who = match identify(&app, peer, &method, &headers).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
     let since_ms = match crate::since_ms(p.since.as_deref()) {
         Ok(s) => s,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -162,6 +223,7 @@ pub(crate) async fn list(
         recipient: p.recipient,
         since_ms,
         text: p.q,
+        owners: (who.role == Role::User).then(|| who.addresses.clone()),
         limit: p.limit.unwrap_or(100),
         ..HeldQuery::default()
     };
@@ -176,54 +238,98 @@ pub(crate) async fn list(
 pub(crate) async fn show(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
+    let who = match identify(&app, peer, &method, &headers).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
+    let entries = match visible(&app, &who, &id).await {
+        Ok(e) => e,
+        Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+    };
+    if who.role == Role::User && entries.is_empty() {
+        return not_found();
     }
-    let (store, q) = (app.store.clone(), app.quarantine.clone());
-    let found = tokio::task::spawn_blocking(move || {
-        let entries = store.held_message(&id).map_err(|e| e.to_string())?;
-        let held = match q.header(&id) {
-            Ok(h) => Some(h),
-            Err(QuarantineError::NotFound(_)) => None,
-            Err(e) => return Err(e.to_string()),
-        };
-        Ok::<_, String>((entries, held))
-    })
-    .await;
-    match found {
-        Ok(Ok((entries, held))) if !entries.is_empty() || held.is_some() => {
-            Json(serde_json::json!({ "entries": entries, "held": held })).into_response()
+    let q = app.quarantine.clone();
+    let owned_id = id.clone();
+    let held = match tokio::task::spawn_blocking(move || q.header(&owned_id)).await {
+        Ok(Ok(mut h)) => {
+            // A user learns nothing of the other recipients.
+            if who.role == Role::User {
+                h.envelope.recipients.retain(|r| who.owns(&r.address));
+            }
+            Some(h)
         }
-        Ok(Ok(_)) => error(StatusCode::NOT_FOUND, "no such held message"),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(Err(QuarantineError::NotFound(_))) => None,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    if entries.is_empty() && held.is_none() {
+        return not_found();
     }
+    let permissions: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let allowed = match app.policy.permission(who.role, category(e)) {
+                Permission::Release => "release",
+                Permission::Request => "request",
+                Permission::None => "none",
+            };
+            serde_json::json!({ "recipient": e.recipient, "may": allowed })
+        })
+        .collect();
+    Json(serde_json::json!({ "entries": entries, "held": held, "permissions": permissions }))
+        .into_response()
 }
 
 pub(crate) async fn release(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
-    }
+    let who = match identify(&app, peer, &method, &headers).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
     let recipients = match choice(&body) {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    let who = actor(&peer, &headers);
+    let seen = match visible(&app, &who, &id).await {
+        Ok(e) => e,
+        Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+    };
+    if who.role == Role::User && seen.is_empty() {
+        return not_found();
+    }
+    let Some(picked) = chosen(seen, &recipients) else {
+        return not_found();
+    };
+    for e in &picked {
+        let p = app.policy.permission(who.role, category(e));
+        if p != Permission::Release {
+            return policy_refusal(p, &id);
+        }
+    }
+    // A user's "all" is all of their own, never the other recipients.
+    let recipients = if who.role == Role::User {
+        Some(picked.into_iter().map(|e| e.recipient).collect())
+    } else {
+        recipients
+    };
     match portcullis_quarantine::release(
         &app.quarantine,
         &app.store,
         &app.queue,
         &id,
         recipients,
-        &who,
+        &who.actor(),
     )
     .await
     {
@@ -232,15 +338,147 @@ pub(crate) async fn release(
     }
 }
 
+/// `POST /api/quarantine/{id}/request`: a user asks for release of their own
+/// copies; an administrator or helpdesk then approves or denies.
+pub(crate) async fn request(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let who = match identify(&app, peer, &method, &headers).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
+    let recipients = match choice(&body) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let seen = match visible(&app, &who, &id).await {
+        Ok(e) => e,
+        Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+    };
+    let Some(picked) = chosen(seen, &recipients).filter(|p| !p.is_empty()) else {
+        return not_found();
+    };
+    for e in &picked {
+        if app.policy.permission(who.role, category(e)) == Permission::None {
+            return policy_refusal(Permission::None, &id);
+        }
+    }
+    let (store, actor) = (app.store.clone(), who.actor());
+    let owned_id = id.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut requested = Vec::new();
+        for e in picked {
+            match portcullis_quarantine::request(&store, &owned_id, &e.recipient, &actor) {
+                Ok(()) => requested.push(e.recipient),
+                Err(ReleaseError::NothingToDo { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(requested)
+    })
+    .await;
+    match done {
+        Ok(Ok(requested)) if !requested.is_empty() => {
+            Json(serde_json::json!({ "requested": requested })).into_response()
+        }
+        Ok(Ok(_)) => error(
+            StatusCode::CONFLICT,
+            "nothing to request: every chosen copy was already requested, released or deleted",
+        ),
+        Ok(Err(e)) => release_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn decide(
+    app: App,
+    peer: SocketAddr,
+    method: Method,
+    headers: HeaderMap,
+    id: String,
+    body: Bytes,
+    decision: Decision,
+) -> Response {
+    let who = match require(&app, peer, &method, &headers, Role::Helpdesk).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
+    let recipients = match choice(&body) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let seen = match visible(&app, &who, &id).await {
+        Ok(e) => e,
+        Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+    };
+    let Some(picked) = chosen(seen, &recipients) else {
+        return not_found();
+    };
+    for e in &picked {
+        let p = app.policy.permission(who.role, category(e));
+        if p != Permission::Release {
+            return policy_refusal(p, &id);
+        }
+    }
+    match portcullis_quarantine::decide(
+        &app.quarantine,
+        &app.store,
+        &app.queue,
+        &id,
+        recipients,
+        decision,
+        &who.actor(),
+    )
+    .await
+    {
+        Ok((decided, released)) => Json(serde_json::json!({
+            "decided": decided,
+            "decision": decision,
+            "released": released,
+        }))
+        .into_response(),
+        Err(e) => release_error(e),
+    }
+}
+
+pub(crate) async fn approve(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(app, peer, method, headers, id, body, Decision::Approve).await
+}
+
+pub(crate) async fn deny(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(app, peer, method, headers, id, body, Decision::Deny).await
+}
+
 pub(crate) async fn bulk(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
-    }
+    let who = match require(&app, peer, &method, &headers, Role::Admin).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
     let req: BulkRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -267,7 +505,6 @@ pub(crate) async fn bulk(
         text: f.text,
         ..HeldQuery::default()
     };
-    let who = actor(&peer, &headers);
     match portcullis_quarantine::bulk(
         &app.quarantine,
         &app.store,
@@ -275,7 +512,7 @@ pub(crate) async fn bulk(
         filter,
         req.action,
         req.dry_run,
-        &who,
+        &who.actor(),
     )
     .await
     {
@@ -287,21 +524,22 @@ pub(crate) async fn bulk(
 pub(crate) async fn delete(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refuse_remote(&peer) {
-        return r;
-    }
+    let who = match require(&app, peer, &method, &headers, Role::Admin).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
     let recipients = match choice(&body) {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    let who = actor(&peer, &headers);
-    let (q, store) = (app.quarantine.clone(), app.store.clone());
+    let (q, store, actor) = (app.quarantine.clone(), app.store.clone(), who.actor());
     let done = tokio::task::spawn_blocking(move || {
-        portcullis_quarantine::delete(&q, &store, &id, recipients.as_deref(), &who)
+        portcullis_quarantine::delete(&q, &store, &id, recipients.as_deref(), &actor)
     })
     .await;
     match done {
