@@ -17,6 +17,7 @@
 //! queue of events applies back-pressure instead of growing without bound.
 
 pub mod access;
+pub mod digest;
 pub mod held;
 mod models;
 mod schema;

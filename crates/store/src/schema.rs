@@ -92,6 +92,27 @@ CREATE TABLE IF NOT EXISTS models (
     data       BLOB NOT NULL,
     updated_at INTEGER NOT NULL
 );
+-- Digests (portcullis-digest): links of sent digests that were used (each
+-- acts once; forgotten after the link's own expiry), each recipient's allowed
+-- and blocked senders, and when digests last went out. When each held entry
+-- was listed is in held.listed_at / held.expiring_listed_at (ADDED_COLUMNS).
+CREATE TABLE IF NOT EXISTS digest_links_used (
+    nonce      TEXT PRIMARY KEY,
+    used_at    INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sender_rules (
+    recipient  TEXT NOT NULL COLLATE NOCASE,
+    sender     TEXT NOT NULL COLLATE NOCASE,
+    rule       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    PRIMARY KEY (recipient, sender)
+);
+CREATE TABLE IF NOT EXISTS digest_state (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
 /// Columns added after the first release, added to older databases at open.
@@ -99,6 +120,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("messages", "score", "REAL"),
     ("messages", "action", "TEXT"),
     ("messages", "category", "TEXT"),
+    // When a digest listed the entry to its recipient, and as expiring.
+    ("held", "listed_at", "INTEGER"),
+    ("held", "expiring_listed_at", "INTEGER"),
 ];
 
 /// Brings an older database up to the current schema.
