@@ -105,6 +105,11 @@ pub use tokenize::{explain, features, Features};
 use mail_parser::Message;
 use table::Table;
 
+/// The name under which the store keeps this site's model: one model per
+/// site, shared by the gateway, `portcullis train` and the quarantine's
+/// reports.
+pub const STORE_NAME: &str = "classifier";
+
 /// Which class a training message belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {

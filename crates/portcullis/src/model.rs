@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The store's name for the content classifier's model.
-pub const NAME: &str = "classifier";
+pub const NAME: &str = portcullis_classifier::STORE_NAME;
 
 /// The stored model, if one was trained.
 pub fn load(store: &Store) -> Result<Option<(Model, i64)>> {

@@ -389,3 +389,102 @@ fn everything_one_rule_held_is_released_in_one_action_after_a_dry_run() {
     assert_eq!(count, 3);
     assert!(detail.contains("symbol=HOLD_ME"), "{detail}");
 }
+
+/// One HTTP request with a JSON body; the status and the parsed answer.
+fn post_json(gw: &Gateway, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.http)).expect("connect");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let (head, rest) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(rest).unwrap_or_default())
+}
+
+#[test]
+fn a_preview_is_text_only_reports_teach_the_classifier_and_a_release_can_allow_the_sender() {
+    let sink = Sink::start(&[]);
+    let gw = gateway(&sink);
+    let id = send(
+        &gw,
+        &["jane@example.test"],
+        "HOLDME <b>look</b> https://bad.example/x",
+    );
+
+    let (code, body) = gw.http_get(&format!("/api/quarantine/{id}/preview"));
+    assert_eq!(code, 200, "{body}");
+    let p: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        p["text"].as_str().unwrap().contains("Please hold this."),
+        "{p:#}"
+    );
+    assert!(p["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h[0] == "Subject" && h[1].as_str().unwrap().contains("<b>look</b>")));
+    assert_eq!(gw.http_get("/api/quarantine/NOSUCHID/preview").0, 404);
+
+    // A false positive teaches the classifier: the site's model now has it as ham.
+    let (code, r) = post_json(
+        &gw,
+        &format!("/api/quarantine/{id}/report"),
+        r#"{"as": "ham"}"#,
+    );
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["model"]["ham"], 1, "{r}");
+    assert_eq!(
+        post_json(
+            &gw,
+            &format!("/api/quarantine/{id}/report"),
+            r#"{"as": "maybe"}"#
+        )
+        .0,
+        400
+    );
+
+    // Release and allow the sender: the rule is kept for the recipient.
+    let (code, r) = post_json(
+        &gw,
+        &format!("/api/quarantine/{id}/release"),
+        r#"{"allow_sender": true}"#,
+    );
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(
+        r["allowed_senders"],
+        serde_json::json!(["sender@outside.test"])
+    );
+    sink.wait_for(1);
+    let db = rusqlite::Connection::open(gw.data().join("trace.sqlite")).unwrap();
+    let rule: String = db
+        .query_row(
+            "SELECT rule FROM sender_rules WHERE recipient = 'jane@example.test' AND sender = 'sender@outside.test'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rule, "allow");
+    let actions: Vec<String> = db
+        .prepare("SELECT action FROM audit ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        actions.contains(&"report false positive".to_string())
+            && actions.contains(&"allow sender".to_string()),
+        "{actions:?}"
+    );
+}

@@ -39,11 +39,15 @@ use std::sync::Arc;
 
 mod bulk;
 mod policy;
+mod preview;
 mod release;
+mod report;
 mod retention;
 pub use bulk::{bulk, BulkAction, BulkOutcome};
 pub use policy::{Permission, ReleasePolicy, Role, UserRight};
+pub use preview::{preview, AttachmentInfo, Preview};
 pub use release::{decide, delete, recover, release, request, Decision, ReleaseError, Released};
+pub use report::{learn, Report, ReportError};
 pub use retention::QuarantineConfig;
 
 const MAGIC_V1: &[u8] = b"PORTCULLIS-HELD 1\n";

@@ -252,6 +252,14 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
         .and_then(|m| m.message_id().map(str::to_string))
 }
 
+/// The distinct URLs of a raw message (text, HTML `href`/`src` and
+/// attachments), normalised as the link checks see them, in the order first
+/// written: for previews of held mail and for link rewriting.
+pub fn message_urls(raw: &[u8]) -> Vec<String> {
+    let parsed = mail_parser::MessageParser::default().parse(raw);
+    checks::links::normalised_urls(parsed.as_ref(), raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

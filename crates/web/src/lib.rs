@@ -84,6 +84,8 @@ pub fn router(services: Services) -> Router {
             post(quarantine_api::approve),
         )
         .route("/api/quarantine/{id}/deny", post(quarantine_api::deny))
+        .route("/api/quarantine/{id}/preview", get(quarantine_api::preview))
+        .route("/api/quarantine/{id}/report", post(quarantine_api::report))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))

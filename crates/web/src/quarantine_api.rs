@@ -4,13 +4,15 @@
 //! ```text
 //! GET    /api/quarantine?status=&category=&symbol=&sender=&recipient=&since=&q=&live=&limit=
 //! GET    /api/quarantine/{id}
-//! POST   /api/quarantine/{id}/release   {"recipients": [...]}   (body optional: all)
+//! POST   /api/quarantine/{id}/release   {"recipients": [...], "allow_sender": bool}   (body optional: all)
 //! POST   /api/quarantine/{id}/delete    {"recipients": [...]}   (body optional: all)
 //! DELETE /api/quarantine/{id}
 //! POST   /api/quarantine/bulk           {"action": "release"|"delete", "dry_run": true,
 //!                                        "filter": {"symbol": "...", "since": "2d", ...}}
 //! ```
 //!
+//! GET    /api/quarantine/{id}/preview   text, links as text, attachments' facts
+//! POST   /api/quarantine/{id}/report    {"as": "ham"|"spam"}    teaches the classifier
 //! POST   /api/quarantine/{id}/request   {"recipients": [...]}   a user asks for release
 //! POST   /api/quarantine/{id}/approve   {"recipients": [...]}   and an administrator decides
 //! POST   /api/quarantine/{id}/deny      {"recipients": [...]}
@@ -38,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_quarantine::{Decision, Permission, QuarantineError, ReleaseError, Role};
 use portcullis_scan::Category;
+use portcullis_store::digest::SenderRule;
 use portcullis_store::{HeldEntry, HeldQuery, ReleaseStatus};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -84,20 +87,29 @@ struct BulkRequest {
 #[serde(deny_unknown_fields)]
 struct Choice {
     recipients: Option<Vec<String>>,
+    /// With a release: the released recipients allow this sender from now on.
+    #[serde(default)]
+    allow_sender: bool,
 }
 
-/// The recipients a release or delete names in its body; None for all. The
-/// error is the reason, for a 400.
-fn choice(body: &Bytes) -> Result<Option<Vec<String>>, String> {
+/// What a change's body says: the recipients (None for all) and whether the
+/// sender is to be allowed. The error is the reason, for a 400.
+fn parse_choice(body: &Bytes) -> Result<Choice, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(Choice::default());
     }
-    let c: Choice = serde_json::from_slice(body)
-        .map_err(|e| format!("body: {{\"recipients\": [\"address\", ...]}} ({e})"))?;
+    let c: Choice = serde_json::from_slice(body).map_err(|e| {
+        format!("body: {{\"recipients\": [\"address\", ...], \"allow_sender\": bool}} ({e})")
+    })?;
     if c.recipients.as_ref().is_some_and(|r| r.len() > 10_000) {
         return Err("at most 10,000 recipients".into());
     }
-    Ok(c.recipients)
+    Ok(c)
+}
+
+/// The recipients a change names in its body; None for all.
+fn choice(body: &Bytes) -> Result<Option<Vec<String>>, String> {
+    parse_choice(body).map(|c| c.recipients)
 }
 
 fn release_error(e: ReleaseError) -> Response {
@@ -297,7 +309,10 @@ pub(crate) async fn release(
         Ok(w) => w,
         Err(d) => return d.into_response(),
     };
-    let recipients = match choice(&body) {
+    let Choice {
+        recipients,
+        allow_sender,
+    } = match parse_choice(&body) {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
@@ -308,6 +323,7 @@ pub(crate) async fn release(
     if who.role == Role::User && seen.is_empty() {
         return not_found();
     }
+    let sender = seen.first().and_then(|e| e.sender.clone());
     let Some(picked) = chosen(seen, &recipients) else {
         return not_found();
     };
@@ -323,7 +339,7 @@ pub(crate) async fn release(
     } else {
         recipients
     };
-    match portcullis_quarantine::release(
+    let done = match portcullis_quarantine::release(
         &app.quarantine,
         &app.store,
         &app.queue,
@@ -333,8 +349,120 @@ pub(crate) async fn release(
     )
     .await
     {
-        Ok(done) => Json(done).into_response(),
-        Err(e) => release_error(e),
+        Ok(done) => done,
+        Err(e) => return release_error(e),
+    };
+    let mut allowed = Vec::new();
+    if let (true, Some(sender)) = (allow_sender, sender.filter(|s| !s.is_empty())) {
+        let (store, rcpts, actor) = (app.store.clone(), done.recipients.clone(), who.actor());
+        let s2 = sender.clone();
+        let set = tokio::task::spawn_blocking(move || {
+            for r in &rcpts {
+                store.set_sender_rule(r, &s2, SenderRule::Allow, &actor)?;
+            }
+            store.audit(&actor, "allow sender", &s2, rcpts.len(), None)
+        })
+        .await;
+        if !matches!(set, Ok(Ok(()))) {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "released, but the sender could not be allowed",
+            );
+        }
+        allowed.push(sender);
+    }
+    Json(serde_json::json!({
+        "release_id": done.release_id,
+        "recipients": done.recipients,
+        "allowed_senders": allowed,
+    }))
+    .into_response()
+}
+
+/// `GET /api/quarantine/{id}/preview`: the message as text, its links as
+/// text and its attachments' facts, for whoever may see the entry.
+pub(crate) async fn preview(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let who = match identify(&app, peer, &method, &headers).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
+    match visible(&app, &who, &id).await {
+        Ok(e) if e.is_empty() => return not_found(),
+        Ok(_) => {}
+        Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+    }
+    let q = app.quarantine.clone();
+    match tokio::task::spawn_blocking(move || {
+        q.read(&id).map(|(_, m)| portcullis_quarantine::preview(&m))
+    })
+    .await
+    {
+        Ok(Ok(p)) => Json(p).into_response(),
+        Ok(Err(QuarantineError::NotFound(_))) => error(
+            StatusCode::NOT_FOUND,
+            "the stored message is gone (deleted or expired)",
+        ),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportRequest {
+    #[serde(rename = "as")]
+    class: portcullis_quarantine::Report,
+}
+
+/// `POST /api/quarantine/{id}/report {"as": "ham"|"spam"}`: teaches the
+/// classifier (helpdesk and admin only; helpdesk not for malware).
+pub(crate) async fn report(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let who = match require(&app, peer, &method, &headers, Role::Helpdesk).await {
+        Ok(w) => w,
+        Err(d) => return d.into_response(),
+    };
+    let Ok(req) = serde_json::from_slice::<ReportRequest>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body: {\"as\": \"ham\"|\"spam\"}");
+    };
+    let seen = match visible(&app, &who, &id).await {
+        Ok(e) if e.is_empty() => return not_found(),
+        Ok(e) => e,
+        Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+    };
+    if seen
+        .iter()
+        .any(|e| app.policy.permission(who.role, category(e)) == Permission::None)
+    {
+        return policy_refusal(Permission::None, &id);
+    }
+    let (q, store, actor) = (app.quarantine.clone(), app.store.clone(), who.actor());
+    let learned = tokio::task::spawn_blocking(move || {
+        let (_, message) = q.read(&id).map_err(|e| e.to_string())?;
+        portcullis_quarantine::learn(&store, &id, &message, req.class, &actor)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match learned {
+        Ok(Ok((spam, ham))) => Json(serde_json::json!({
+            "learned": req.class,
+            "model": { "spam": spam, "ham": ham },
+        }))
+        .into_response(),
+        Ok(Err(why)) => error(StatusCode::UNPROCESSABLE_ENTITY, &why),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

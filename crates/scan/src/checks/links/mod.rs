@@ -183,7 +183,6 @@ pub(crate) fn message_links(parsed: Option<&Message<'_>>, raw: &[u8]) -> Links {
 
 /// The distinct normalised URLs of a message, in the order first written: what
 /// the secure-link rewriting looks for.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn normalised_urls(parsed: Option<&Message<'_>>, raw: &[u8]) -> Vec<String> {
     let mut seen = HashSet::new();
     message_links(parsed, raw)
