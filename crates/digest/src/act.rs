@@ -131,16 +131,16 @@ impl Digests {
         ) {
             return Err(LinkError::NotAllowed);
         }
-        // Release and request need the entry still held; the release itself
-        // is exactly-once whatever races it.
-        if claims.action != LinkAction::AllowSender && entry.status != ReleaseStatus::Held {
-            return Err(LinkError::NotHeld(entry.status));
-        }
         let nonce = claims.nonce_text();
         let store = self.inner.store.clone();
         let (n, keep_until) = (nonce.clone(), claims.expires_at.saturating_mul(1000));
         if !blocking(move || Ok(store.use_link(&n, keep_until)?)).await? {
             return Err(LinkError::Used);
+        }
+        // Release and request need the entry still held; the release itself
+        // is exactly-once whatever races it.
+        if claims.action != LinkAction::AllowSender && entry.status != ReleaseStatus::Held {
+            return Err(LinkError::NotHeld(entry.status));
         }
         let outcome = self.perform(&claims, &entry).await;
         if let Err(LinkError::Unavailable(_)) = &outcome {

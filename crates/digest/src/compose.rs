@@ -192,10 +192,7 @@ fn sections(items: &[DigestItem]) -> [(&'static str, Vec<&DigestItem>); 2] {
             "To be deleted soon",
             items.iter().filter(|i| i.expiring).collect(),
         ),
-        (
-            "Newly held",
-            items.iter().filter(|i| !i.expiring).collect(),
-        ),
+        ("Newly held", items.iter().filter(|i| !i.expiring).collect()),
     ]
 }
 
@@ -257,7 +254,11 @@ fn html_part(env: &Envelope, items: &[DigestItem], subject: &str) -> String {
         if list.is_empty() {
             continue;
         }
-        let _ = writeln!(h, "<h2 style=\"font-size:1.1em\">{}</h2>", html_escape(title));
+        let _ = writeln!(
+            h,
+            "<h2 style=\"font-size:1.1em\">{}</h2>",
+            html_escape(title)
+        );
         for item in list {
             let e = &item.entry;
             let _ = writeln!(
@@ -427,7 +428,7 @@ mod tests {
 
     #[test]
     fn hostile_subjects_and_senders_are_escaped_and_kept_on_one_line() {
-        let items = vec![DigestItem {
+        let items = [DigestItem {
             entry: entry(
                 "<script>alert(1)</script>\"><img src=x onerror=alert(2)>",
                 "\"><svg onload=alert(3)>@evil.test",

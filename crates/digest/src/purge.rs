@@ -96,13 +96,13 @@ impl Digests {
         loop {
             let me = self.clone();
             match blocking(move || me.purge(portcullis_store::now_ms())).await {
-                Ok(r) if r.entries > 0 => tracing::info!(
-                    entries = r.entries,
-                    removed = r.removed,
-                    "retention purge"
-                ),
+                Ok(r) if r.entries > 0 => {
+                    tracing::info!(entries = r.entries, removed = r.removed, "retention purge")
+                }
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "retention purge failed; it runs again later"),
+                Err(e) => {
+                    tracing::error!(error = %e, "retention purge failed; it runs again later")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(PURGE_EVERY) => {}

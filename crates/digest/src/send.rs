@@ -85,7 +85,8 @@ impl Digests {
         let more = group.len().saturating_sub(MAX_PER_DIGEST);
         group.truncate(MAX_PER_DIGEST);
         let settings = &self.inner.settings;
-        let link_expiry = now.div_euclid(1000) + i64::from(settings.config.link_validity_days) * 86_400;
+        let link_expiry =
+            now.div_euclid(1000) + i64::from(settings.config.link_validity_days) * 86_400;
         let items: Vec<DigestItem> = group
             .iter()
             .map(|c| DigestItem {
@@ -226,7 +227,14 @@ fn by_recipient(candidates: Vec<DigestCandidate>) -> Vec<Vec<DigestCandidate>> {
     let mut groups: Vec<Vec<DigestCandidate>> = Vec::new();
     for c in candidates {
         match groups.last_mut() {
-            Some(g) if g[0].entry.recipient.eq_ignore_ascii_case(&c.entry.recipient) => g.push(c),
+            Some(g)
+                if g[0]
+                    .entry
+                    .recipient
+                    .eq_ignore_ascii_case(&c.entry.recipient) =>
+            {
+                g.push(c)
+            }
             _ => groups.push(vec![c]),
         }
     }

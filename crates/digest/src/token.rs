@@ -312,7 +312,10 @@ mod tests {
             Err(TokenError::Tampered)
         );
         assert_eq!(verify(&key, "", 1_000), Err(TokenError::Malformed));
-        assert_eq!(verify(&key, "not*base64", 1_000), Err(TokenError::Malformed));
+        assert_eq!(
+            verify(&key, "not*base64", 1_000),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(verify(&key, "AAAA", 1_000), Err(TokenError::Malformed));
         let long = "A".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(verify(&key, &long, 1_000), Err(TokenError::Malformed));

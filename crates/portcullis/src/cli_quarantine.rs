@@ -47,6 +47,25 @@ pub enum QuarantineAction {
     /// Delete a held message for all its recipients (or only those named), or
     /// everything a filter selects, as for release. Needs the gateway.
     Delete(Change),
+    /// Keep a held message DAYS longer (from its expiry, or from now when that
+    /// is past), for all its recipients still held or those named. A digest
+    /// lists it as expiring again before any purge. Needs the gateway.
+    Extend {
+        id: String,
+        #[arg(long)]
+        days: u32,
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
+    /// Pin a held message so that retention never purges it (--off unpins
+    /// it). Needs the gateway.
+    Pin {
+        id: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+    },
 }
 
 /// What `list`, `release` and `delete` select by.
@@ -214,6 +233,16 @@ pub fn run(config: &Config, action: &QuarantineAction) -> Result<ExitCode> {
         }
         QuarantineAction::Release(change) => change_held(config, "release", change),
         QuarantineAction::Delete(change) => change_held(config, "delete", change),
+        QuarantineAction::Extend {
+            id,
+            days,
+            recipients,
+        } => crate::cli_digest::extend(config, id, *days, recipients),
+        QuarantineAction::Pin {
+            id,
+            off,
+            recipients,
+        } => crate::cli_digest::pin(config, id, !*off, recipients),
     }
 }
 

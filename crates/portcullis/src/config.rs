@@ -41,6 +41,8 @@ pub struct Config {
     pub scan: portcullis_scan::ScanConfig,
     /// `[quarantine]`: how long held mail is kept.
     pub quarantine: portcullis_quarantine::QuarantineConfig,
+    /// `[digest]`: mail to each recipient about their held mail.
+    pub digest: portcullis_digest::DigestConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,6 +377,7 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         portcullis_scan::Scanner::new(self.scan_config()).map_err(|e| format!("scan: {e}"))?;
         self.quarantine.validate()?;
+        self.digest.validate()?;
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {
             return Err("smtp.tls_certificate and smtp.tls_key must be given together".into());
         }

@@ -17,6 +17,7 @@
 //! written mode 0600. Passwords are read from standard input, never from arguments
 //! (which other users can see), and are never logged.
 
+mod cli_digest;
 mod cli_quarantine;
 mod cli_queue;
 mod cli_scan;
@@ -86,6 +87,11 @@ enum Command {
     },
     /// Read a password on standard input and print its argon2 hash for `[[users]]`.
     HashPassword,
+    /// Quarantine digests: mail to each recipient about their held mail.
+    Digest {
+        #[command(subcommand)]
+        action: cli_digest::DigestAction,
+    },
     /// API tokens for scripts and other systems.
     Token {
         #[command(subcommand)]
@@ -113,6 +119,7 @@ fn main() -> ExitCode {
         Command::Train { args } => cli_train::run(&config, &args),
         Command::HashPassword => hash_password(),
         Command::Token { action } => cli_token::run(&config, &action),
+        Command::Digest { action } => cli_digest::run(&config, &action),
     };
     match result {
         Ok(code) => code,

@@ -119,6 +119,22 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         Ok(n) => tracing::warn!(entries = n, "settled releases interrupted by the last stop"),
         Err(e) => tracing::error!(error = %e, "cannot settle interrupted releases"),
     }
+    let key_path = portcullis_digest::key_path(data);
+    let digests = portcullis_digest::Digests::new(
+        portcullis_digest::Settings {
+            config: config.digest.clone(),
+            policy: config.quarantine.release_policy.clone(),
+            hostname: config.server.hostname.clone(),
+            base_url: config
+                .digest
+                .base_url(&config.server.hostname, config.http.listen),
+        },
+        portcullis_digest::LinkKey::load_or_create(&key_path)
+            .with_context(|| format!("cannot make the digest link key {}", key_path.display()))?,
+        store.clone(),
+        queue.clone(),
+        quarantine.clone(),
+    );
     let gateway = Gateway::new(
         policy,
         queue.clone(),
@@ -132,6 +148,8 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         max_per_ip: config.smtp.max_connections_per_ip,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(digests.clone().run_schedule(stop_rx.clone()));
+    tokio::spawn(digests.clone().run_purge(stop_rx.clone()));
     let accounts = portcullis_web::LocalAccounts::new(
         config
             .users
@@ -149,6 +167,7 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
             quarantine,
             access: Arc::new(access),
             release_policy: config.quarantine.release_policy.clone(),
+            digests,
         },
         stop_rx.clone(),
     ));

@@ -3,7 +3,9 @@
 //! `GET /api/messages/{id}`) and queue management (`GET /api/queue`,
 //! `GET /api/queue/{id}`, `POST /api/queue/{id}/retry`, `POST /api/queue/retry`,
 //! `DELETE /api/queue/{id}`) and the quarantine (`quarantine_api`: list, show,
-//! release, delete).
+//! release, delete). The links of quarantine digests (`links`: `/q/{token}`,
+//! the signed token is the credential) and retention and digest sending for
+//! administrators (`digest_api`: extend, pin, send now).
 //!
 //! Standards: RFC 9110 (HTTP semantics), RFC 8259 (JSON), the Prometheus text
 //! exposition format 0.0.4.
@@ -17,6 +19,9 @@
 //! monitoring expects. No endpoint returns message bodies.
 
 pub mod auth;
+mod console;
+mod digest_api;
+mod links;
 mod quarantine_api;
 
 pub use auth::{Access, Account, Accounts, LocalAccounts};
@@ -42,6 +47,7 @@ struct App {
     quarantine: Quarantine,
     access: Arc<Access>,
     policy: Arc<ReleasePolicy>,
+    digests: portcullis_digest::Digests,
 }
 
 /// What the HTTP listener serves from.
@@ -51,6 +57,8 @@ pub struct Services {
     pub quarantine: Quarantine,
     pub access: Arc<Access>,
     pub release_policy: ReleasePolicy,
+    /// Quarantine digests: their links (`/q/`), sending, retention changes.
+    pub digests: portcullis_digest::Digests,
 }
 
 /// Builds the router.
@@ -86,15 +94,21 @@ pub fn router(services: Services) -> Router {
         .route("/api/quarantine/{id}/deny", post(quarantine_api::deny))
         .route("/api/quarantine/{id}/preview", get(quarantine_api::preview))
         .route("/api/quarantine/{id}/report", post(quarantine_api::report))
+        .route("/api/quarantine/{id}/extend", post(digest_api::extend))
+        .route("/api/quarantine/{id}/pin", post(digest_api::pin))
+        .route("/api/digest/send", post(digest_api::send))
+        .route("/q/{token}", get(links::show).post(links::press))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))
+        .merge(console::routes())
         .with_state(App {
             store: services.store,
             queue: services.queue,
             quarantine: services.quarantine,
             access: services.access,
             policy: Arc::new(services.release_policy),
+            digests: services.digests,
         })
 }
 
