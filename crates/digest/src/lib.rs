@@ -57,6 +57,7 @@ pub use token::{LinkAction, LinkClaims, LinkKey, TokenError};
 use portcullis_quarantine::{Permission, Quarantine, ReleasePolicy, Role};
 use portcullis_queue::Queue;
 use portcullis_scan::Category;
+use portcullis_store::digest::DigestAudience;
 use portcullis_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +86,22 @@ pub struct Settings {
     pub hostname: String,
     /// Where links point, without a trailing slash (`DigestConfig::base_url`).
     pub base_url: String,
+    /// The organisation's own domains, whose recipients get digests; None:
+    /// every recipient is ours (no `[[domains]]`, or `*`). Held mail for
+    /// anyone else (outbound mail) is for administrators: no digest, and it
+    /// goes at its expiry.
+    pub own_domains: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// Who gets digests.
+    pub fn audience(&self) -> DigestAudience {
+        match (&self.own_domains, self.config.enabled) {
+            (_, false) => DigestAudience::Nobody,
+            (None, true) => DigestAudience::Everyone,
+            (Some(d), true) => DigestAudience::Domains(d.clone()),
+        }
+    }
 }
 
 /// Digests, their links and the purge. Cheap to clone.

@@ -4,7 +4,9 @@
 //!
 //! With digests on, only entries a digest listed to their recipient as
 //! expiring are purged (and listing keeps them the warning window longer);
-//! an expired entry never listed waits for the next digest. Pinned entries
+//! an expired entry never listed waits for the next digest. Entries for
+//! recipients outside the organisation's domains (held outbound mail, which
+//! gets no digest) and all entries with digests off go at their expiry. Pinned entries
 //! are never purged. Each purge is in the held message's trace (`purged`) and
 //! in the audit log (actor `retention`).
 
@@ -33,11 +35,11 @@ impl Digests {
     /// async threads.
     pub fn purge(&self, now: i64) -> Result<PurgeReport, DigestError> {
         let store = &self.inner.store;
-        let require_listing = self.config().enabled;
+        let audience = self.inner.settings.audience();
         store.flush()?;
         let mut report = PurgeReport::default();
         loop {
-            let due = store.expired_held(now, require_listing, BATCH)?;
+            let due = store.expired_held(now, &audience, BATCH)?;
             if due.is_empty() {
                 break;
             }
@@ -47,17 +49,13 @@ impl Digests {
             }
             let mut progressed = false;
             for (message, recipients) in by_message {
-                let expired = store.expire_held(&message, &recipients, now, require_listing)?;
+                let expired = store.expire_held(&message, &recipients, now, &audience)?;
                 if expired.is_empty() {
                     continue;
                 }
                 progressed = true;
                 report.entries += expired.len();
-                let reason = if require_listing {
-                    "expired after its retention; listed in a digest as expiring"
-                } else {
-                    "expired after its retention (digests are off)"
-                };
+                let reason = "expired after its retention";
                 store.record(
                     &message,
                     EventKind::Purged {

@@ -43,9 +43,10 @@ impl Digests {
         let now = portcullis_store::now_ms();
         let window = self.config().expiring_window_ms();
         let store = self.inner.store.clone();
+        let audience = self.inner.settings.audience();
         let candidates = blocking(move || {
             store.flush()?;
-            Ok(store.digest_candidates(now + window, MAX_CANDIDATES)?)
+            Ok(store.digest_candidates(now + window, MAX_CANDIDATES, &audience)?)
         })
         .await?;
         let mut report = SendReport::default();

@@ -10,7 +10,8 @@
 
 use crate::held::{entry, HeldEntry, SELECT};
 use crate::trace::{open_connection, rfc3339, Store, StoreError};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 /// The statuses a digest lists: still held, and not on their way out.
@@ -37,6 +38,48 @@ pub struct Listed {
     pub recipient: String,
     /// Listed as expiring (its expiry may be pushed back, see `mark_listed`).
     pub expiring: bool,
+}
+
+/// Who gets digests, and so whose held mail must be listed as expiring
+/// before the purge may take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestAudience {
+    /// Digests are off: entries go at their expiry.
+    Nobody,
+    Everyone,
+    /// Recipients in these domains (the organisation's own); held mail for
+    /// others (outbound mail) is for administrators and goes at its expiry.
+    Domains(Vec<String>),
+}
+
+impl DigestAudience {
+    /// A SQL condition true for recipients (in `column`) who get digests,
+    /// and its parameters.
+    fn sql(&self, column: &str) -> (String, Vec<Value>) {
+        match self {
+            DigestAudience::Nobody => ("0".into(), Vec::new()),
+            DigestAudience::Everyone => ("1".into(), Vec::new()),
+            DigestAudience::Domains(d) if d.is_empty() => ("0".into(), Vec::new()),
+            DigestAudience::Domains(d) => (
+                format!(
+                    "lower(substr({column}, instr({column}, '@') + 1)) IN ({})",
+                    vec!["?"; d.len()].join(", ")
+                ),
+                d.iter().map(|x| x.to_ascii_lowercase().into()).collect(),
+            ),
+        }
+    }
+
+    /// Whether `recipient` gets digests.
+    pub fn includes(&self, recipient: &str) -> bool {
+        match self {
+            DigestAudience::Nobody => false,
+            DigestAudience::Everyone => true,
+            DigestAudience::Domains(d) => recipient
+                .rsplit_once('@')
+                .is_some_and(|(_, dom)| d.iter().any(|x| x.eq_ignore_ascii_case(dom))),
+        }
+    }
 }
 
 /// A recipient's own rule about a sender.
@@ -81,28 +124,35 @@ impl Store {
 
     /// Entries a digest should list: live ones never listed, and ones that
     /// expire before `expiring_before` (Unix ms), are not pinned, and were not
-    /// yet listed as expiring. By recipient (without case), expiring first,
-    /// then newest first; at most `limit`.
+    /// yet listed as expiring; only for recipients in `audience`. By recipient
+    /// (without case), expiring first, then newest first; at most `limit`.
     pub fn digest_candidates(
         &self,
         expiring_before: i64,
         limit: usize,
+        audience: &DigestAudience,
     ) -> Result<Vec<DigestCandidate>, StoreError> {
         let select = SELECT.replacen(
             " FROM held h",
             ", h.listed_at, h.expiring_listed_at FROM held h",
             1,
         );
+        let (told, mut args) = audience.sql("h.recipient");
         let sql = format!(
-            "{select} WHERE h.status IN {LISTED} AND (h.listed_at IS NULL OR \
-             (h.pinned = 0 AND h.expiring_listed_at IS NULL AND h.expires_at <= ?1)) \
+            "{select} WHERE h.status IN {LISTED} AND {told} AND (h.listed_at IS NULL OR \
+             (h.pinned = 0 AND h.expiring_listed_at IS NULL AND h.expires_at <= ?)) \
              ORDER BY lower(h.recipient), \
-             (h.pinned = 0 AND h.expiring_listed_at IS NULL AND h.expires_at <= ?1) DESC, \
-             h.received_at DESC, h.message LIMIT ?2"
+             (h.pinned = 0 AND h.expiring_listed_at IS NULL AND h.expires_at <= ?) DESC, \
+             h.received_at DESC, h.message LIMIT ?"
         );
+        args.extend([
+            expiring_before.into(),
+            expiring_before.into(),
+            (limit as i64).into(),
+        ]);
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![expiring_before, limit as i64], |row| {
+            let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
                 let e = entry(row)?;
                 let listed_at: Option<i64> = row.get(15)?;
                 let expiring_listed_at: Option<i64> = row.get(16)?;
@@ -143,22 +193,25 @@ impl Store {
     }
 
     /// Entries whose retention is over at `now`: live, not pinned, past
-    /// their expiry and, when `require_listing`, listed as expiring by a
-    /// digest. (message, recipient), at most `limit`.
+    /// their expiry and, for recipients in `audience` (who get digests),
+    /// listed as expiring by a digest. (message, recipient), at most `limit`.
     pub fn expired_held(
         &self,
         now: i64,
-        require_listing: bool,
+        audience: &DigestAudience,
         limit: usize,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        let (told, mut args) = audience.sql("recipient");
         let sql = format!(
             "SELECT message, recipient FROM held WHERE status IN {EXPIRABLE} AND expires_at <= ? \
-             AND pinned = 0 AND (? = 0 OR expiring_listed_at IS NOT NULL) \
+             AND pinned = 0 AND (expiring_listed_at IS NOT NULL OR NOT {told}) \
              ORDER BY message, recipient LIMIT ?"
         );
+        args.insert(0, now.into());
+        args.push((limit as i64).into());
         let conn = open_connection(&self.path)?;
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![now, require_listing as i64, limit as i64], |row| {
+        let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -172,20 +225,29 @@ impl Store {
         message: &str,
         recipients: &[String],
         now: i64,
-        require_listing: bool,
+        audience: &DigestAudience,
     ) -> Result<Vec<String>, StoreError> {
+        let (told, told_args) = audience.sql("recipient");
+        let sql = format!(
+            "UPDATE held SET status = 'expired', prev_status = status, updated_at = ? \
+             WHERE message = ? AND recipient = ? AND status IN {EXPIRABLE} \
+             AND expires_at <= ? AND pinned = 0 \
+             AND (expiring_listed_at IS NOT NULL OR NOT {told})"
+        );
         let mut conn = open_connection(&self.path)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut expired = Vec::new();
         {
-            let mut stmt = tx.prepare(&format!(
-                "UPDATE held SET status = 'expired', prev_status = status, updated_at = ?1 \
-                 WHERE message = ?2 AND recipient = ?3 AND status IN {EXPIRABLE} \
-                 AND expires_at <= ?1 AND pinned = 0 \
-                 AND (?4 = 0 OR expiring_listed_at IS NOT NULL)"
-            ))?;
+            let mut stmt = tx.prepare(&sql)?;
             for r in recipients {
-                if stmt.execute(params![now, message, r, require_listing as i64])? == 1 {
+                let mut args: Vec<Value> = vec![
+                    now.into(),
+                    message.to_string().into(),
+                    r.clone().into(),
+                    now.into(),
+                ];
+                args.extend(told_args.iter().cloned());
+                if stmt.execute(params_from_iter(args.iter()))? == 1 {
                     expired.push(r.clone());
                 }
             }
@@ -377,6 +439,8 @@ mod tests {
     use crate::trace::{EventKind, ScanSymbol};
     use crate::ReleaseStatus;
 
+    const ALL: DigestAudience = DigestAudience::Everyone;
+
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("trace.db")).unwrap();
@@ -455,7 +519,9 @@ mod tests {
         hold(&store, "A1", &["b@example.org", "a@example.org"], 30 * day);
         hold(&store, "A2", &["a@example.org"], 2 * day);
         let now = day;
-        let first = store.digest_candidates(now + 3 * day, 100).unwrap();
+        let first = store
+            .digest_candidates(now + 3 * day, 100, &DigestAudience::Everyone)
+            .unwrap();
         assert_eq!(
             keys(&first),
             [
@@ -466,14 +532,16 @@ mod tests {
         );
         store.mark_listed(&listed(&first), now, 3 * day).unwrap();
         assert!(store
-            .digest_candidates(now + 3 * day, 100)
+            .digest_candidates(now + 3 * day, 100, &DigestAudience::Everyone)
             .unwrap()
             .is_empty());
         // Listed as expiring: kept at least the window after the digest.
         let a2 = store.held_message("A2").unwrap();
         assert_eq!(a2[0].expires_at, now + 3 * day);
         // A1 comes back once, as expiring, when its time is near.
-        let later = store.digest_candidates(31 * day, 100).unwrap();
+        let later = store
+            .digest_candidates(31 * day, 100, &DigestAudience::Everyone)
+            .unwrap();
         assert_eq!(
             keys(&later),
             [
@@ -488,40 +556,48 @@ mod tests {
         let (_d, store) = store();
         hold(&store, "A1", &["a@example.org"], 1_000);
         hold(&store, "A2", &["a@example.org"], 1_000);
-        assert!(store.expired_held(5_000, true, 100).unwrap().is_empty());
-        assert_eq!(store.expired_held(5_000, false, 100).unwrap().len(), 2);
-        let c = store.digest_candidates(10_000, 100).unwrap();
+        assert!(store.expired_held(5_000, &ALL, 100).unwrap().is_empty());
+        assert_eq!(
+            store
+                .expired_held(5_000, &DigestAudience::Nobody, 100)
+                .unwrap()
+                .len(),
+            2
+        );
+        let c = store
+            .digest_candidates(10_000, 100, &DigestAudience::Everyone)
+            .unwrap();
         store
             .mark_listed(&listed(&c[..1]), 5_000, 3 * DAY_MS)
             .unwrap();
         // Listed, but its expiry moved: not yet.
-        assert!(store.expired_held(5_000, true, 100).unwrap().is_empty());
+        assert!(store.expired_held(5_000, &ALL, 100).unwrap().is_empty());
         let listed_one = c[0].entry.message.clone();
         assert_eq!(
-            store.expired_held(5_000 + 3 * DAY_MS, true, 100).unwrap(),
+            store.expired_held(5_000 + 3 * DAY_MS, &ALL, 100).unwrap(),
             [(listed_one.clone(), "a@example.org".to_string())]
         );
         let other = c[1].entry.message.clone();
         let rcpt = ["a@example.org".to_string()];
         // Expiring checks the rule again: the unlisted one stays.
         assert!(store
-            .expire_held(&other, &rcpt, 5_000 + 3 * DAY_MS, true)
+            .expire_held(&other, &rcpt, 5_000 + 3 * DAY_MS, &ALL)
             .unwrap()
             .is_empty());
         // Pinned entries are never purged; extending needs a new warning.
         assert_eq!(store.pin_held(&listed_one, None, true).unwrap(), 1);
         assert!(store
-            .expired_held(5_000 + 3 * DAY_MS, true, 100)
+            .expired_held(5_000 + 3 * DAY_MS, &ALL, 100)
             .unwrap()
             .is_empty());
         assert!(store
-            .expired_held(i64::MAX / 2, false, 100)
+            .expired_held(i64::MAX / 2, &DigestAudience::Nobody, 100)
             .unwrap()
             .iter()
             .all(|(m, _)| *m != listed_one));
         store.pin_held(&listed_one, None, false).unwrap();
         assert!(store
-            .expired_held(5_000 + 3 * DAY_MS, true, 100)
+            .expired_held(5_000 + 3 * DAY_MS, &ALL, 100)
             .unwrap()
             .is_empty());
         let before = store.held_message(&listed_one).unwrap()[0].expires_at;
@@ -544,6 +620,34 @@ mod tests {
             )
             .unwrap();
         assert_eq!(store.extend_held(&listed_one, None, 2).unwrap(), 0);
+    }
+
+    #[test]
+    fn only_own_domains_get_digests_and_others_held_mail_goes_at_its_expiry() {
+        let (_d, store) = store();
+        hold(&store, "A1", &["a@Example.org"], 1_000);
+        hold(&store, "A2", &["x@outside.test"], 1_000);
+        let own = DigestAudience::Domains(vec!["EXAMPLE.org".into()]);
+        assert!(own.includes("b@example.ORG") && !own.includes("x@outside.test"));
+        let c = store.digest_candidates(10_000, 100, &own).unwrap();
+        assert_eq!(
+            keys(&c),
+            [("A1".into(), "a@Example.org".into(), true, true)]
+        );
+        assert_eq!(
+            store.expired_held(5_000, &own, 100).unwrap(),
+            [("A2".to_string(), "x@outside.test".to_string())]
+        );
+        assert!(store
+            .digest_candidates(10_000, 100, &DigestAudience::Nobody)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .expire_held("A2", &["x@outside.test".into()], 5_000, &own)
+                .unwrap(),
+            ["x@outside.test"]
+        );
     }
 
     #[test]
