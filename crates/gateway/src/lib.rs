@@ -22,12 +22,12 @@ pub mod marks;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use ipnet::IpNet;
-use portcullis_quarantine::{Held, Quarantine};
+use portcullis_quarantine::{scanned_event, Held, Quarantine};
 use portcullis_queue::Queue;
 use portcullis_scan::{Action, Scanner, Verdict};
 use portcullis_smtp::session::AuthOutcome;
 use portcullis_smtp::{Envelope, Handler, Recipient, Reply, SessionInfo};
-use portcullis_store::{EventKind, ScanSymbol, Store};
+use portcullis_store::{EventKind, Store};
 use prometheus::{register_histogram, register_int_counter_vec, Histogram, IntCounterVec};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -300,6 +300,7 @@ impl Gateway {
                         name: "SCAN_FAILED".into(),
                         score: 0.0,
                         detail: "the scanner failed on this message".into(),
+                        category: portcullis_scan::Category::Policy,
                     }],
                     category: portcullis_scan::Category::Policy,
                     action: Action::Quarantine,
@@ -425,25 +426,6 @@ pub fn complete_quarantine_trace(quarantine: &Quarantine, store: &Store) -> usiz
         recorded += 1;
     }
     recorded
-}
-
-/// The verdict as a trace event.
-fn scanned_event(verdict: &Verdict, elapsed_us: u64) -> EventKind {
-    EventKind::Scanned {
-        score: verdict.score,
-        category: verdict.category.as_str().to_string(),
-        action: verdict.action.as_str().to_string(),
-        symbols: verdict
-            .symbols
-            .iter()
-            .map(|s| ScanSymbol {
-                name: s.name.clone(),
-                score: s.score,
-                detail: s.detail.clone(),
-            })
-            .collect(),
-        elapsed_us,
-    }
 }
 
 /// The detail of the symbol that weighed most: what a person reads first.

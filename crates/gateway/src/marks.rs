@@ -165,6 +165,7 @@ mod tests {
                 name: "GTUBE".into(),
                 score,
                 detail: String::new(),
+                category: Category::Spam,
             }],
             category: Category::Spam,
             action,

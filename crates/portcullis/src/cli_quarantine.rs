@@ -47,6 +47,19 @@ pub enum QuarantineAction {
     /// Delete a held message for all its recipients (or only those named), or
     /// everything a filter selects, as for release. Needs the gateway.
     Delete(Change),
+    /// Judge held mail again with the current rules and model: one message
+    /// by ID, or what the filter options select (--all: everything held).
+    /// Prints how many now pass; --release releases those. Needs the gateway.
+    Rescan {
+        id: Option<String>,
+        #[command(flatten)]
+        filter: Filter,
+        #[arg(long)]
+        all: bool,
+        /// Release the messages that now pass.
+        #[arg(long)]
+        release: bool,
+    },
     /// Keep a held message DAYS longer (from its expiry, or from now when that
     /// is past), for all its recipients still held or those named. A digest
     /// lists it as expiring again before any purge. Needs the gateway.
@@ -232,6 +245,12 @@ pub fn run(config: &Config, action: &QuarantineAction) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         QuarantineAction::Release(change) => change_held(config, "release", change),
+        QuarantineAction::Rescan {
+            id,
+            filter,
+            all,
+            release,
+        } => rescan(config, id.as_deref(), filter, *all, *release),
         QuarantineAction::Delete(change) => change_held(config, "delete", change),
         QuarantineAction::Extend {
             id,
@@ -280,6 +299,62 @@ fn change_held(config: &Config, action: &str, change: &Change) -> Result<ExitCod
         ),
         (None, _, _) => bulk(config, action, change),
     }
+}
+
+fn rescan(
+    config: &Config,
+    id: Option<&str>,
+    f: &Filter,
+    all: bool,
+    release: bool,
+) -> Result<ExitCode> {
+    if id.is_none() && f.is_empty() && !all {
+        anyhow::bail!(
+            "name a held message, or select by filter options; --all for everything held"
+        );
+    }
+    let body = serde_json::json!({
+        "action": "rescan",
+        "release": release,
+        "filter": {
+            "message": id,
+            "status": f.status,
+            "category": f.category,
+            "symbol": f.symbol,
+            "sender": f.sender,
+            "since": f.since,
+            "text": f.text,
+        },
+    });
+    let (status, answer) = call(config, "/api/quarantine/bulk", Some(&body))?;
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    if status != 200 {
+        eprintln!(
+            "portcullis: cannot rescan: {}",
+            v["error"].as_str().unwrap_or(answer.trim())
+        );
+        return Ok(ExitCode::from(3));
+    }
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    println!(
+        "rescanned {} held messages: {} now pass{}",
+        n("scanned"),
+        n("passing"),
+        if release {
+            format!("; released {} recipients", n("released"))
+        } else {
+            " (nothing released; --release releases them)".into()
+        }
+    );
+    let failed = v["failed"].as_object().cloned().unwrap_or_default();
+    for (id, why) in &failed {
+        eprintln!("  {id}: {}", why.as_str().unwrap_or("?"));
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn bulk(config: &Config, action: &str, change: &Change) -> Result<ExitCode> {

@@ -128,6 +128,9 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
             base_url: config
                 .digest
                 .base_url(&config.server.hostname, config.http.listen),
+            own_domains: (!config.domains.is_empty()
+                && config.domains.iter().all(|d| d.name.0 != "*"))
+            .then(|| config.domains.iter().map(|d| d.name.0.clone()).collect()),
         },
         portcullis_digest::LinkKey::load_or_create(&key_path)
             .with_context(|| format!("cannot make the digest link key {}", key_path.display()))?,
@@ -135,6 +138,7 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         queue.clone(),
         quarantine.clone(),
     );
+    let web_scanner = scanner.clone();
     let gateway = Gateway::new(
         policy,
         queue.clone(),
@@ -168,6 +172,7 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
             access: Arc::new(access),
             release_policy: config.quarantine.release_policy.clone(),
             digests,
+            scanner: web_scanner,
         },
         stop_rx.clone(),
     ));

@@ -488,3 +488,65 @@ fn a_preview_is_text_only_reports_teach_the_classifier_and_a_release_can_allow_t
         "{actions:?}"
     );
 }
+
+#[test]
+fn after_a_rule_is_fixed_a_rescan_releases_only_what_now_passes() {
+    let sink = Sink::start(&[]);
+    let mut gw = gateway(&sink);
+    let wrongly = send(&gw, &["kim@example.test"], "HOLDME quarterly report");
+    let rightly = send(&gw, &["kim@example.test"], "KEEPME");
+
+    // The rule that went wrong is fixed (its weight set to nothing) and the
+    // gateway restarted with it.
+    gw.kill9();
+    let mut config = std::fs::read_to_string(gw.config_path()).unwrap();
+    config.push_str("\n[scan.weights]\nHOLD_ME = 0.0\n");
+    std::fs::write(gw.config_path(), config).unwrap();
+    gw.spawn();
+
+    let look = gw.cli(&["quarantine", "rescan", "--all"]);
+    assert!(
+        look.status.success(),
+        "{}",
+        String::from_utf8_lossy(&look.stderr)
+    );
+    let said = String::from_utf8_lossy(&look.stdout).to_string();
+    assert!(
+        said.contains("rescanned 2 held messages: 1 now pass"),
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        sink.messages().is_empty(),
+        "a rescan without --release sends nothing"
+    );
+
+    let run = gw.cli(&["quarantine", "rescan", "--all", "--release"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let said = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(said.contains("1 now pass; released 1 recipients"), "{said}");
+    let got = sink.wait_for(1);
+    assert!(got[0].contains("quarterly report"));
+    wait_statuses(&gw, &wrongly, &[("kim@example.test", "delivered")]);
+    assert_eq!(
+        statuses(&gw, &rightly),
+        [("kim@example.test".to_string(), "held".to_string())]
+    );
+    // The new verdict is in the trace.
+    let m = gw.wait_status(&wrongly, "released");
+    let scans = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "scanned")
+        .count();
+    assert!(scans >= 2, "{m:#}");
+    assert!(
+        !gw.cli(&["quarantine", "rescan"]).status.success(),
+        "an empty selection is refused"
+    );
+}

@@ -17,7 +17,8 @@
 //!
 //! `release` queues a copy for delivery, exactly once per recipient, and
 //! `delete` removes held recipients; both record the trace and the audit log.
-//! `bulk` does either to everything a filter selects, with a dry run.
+//! `bulk` does either to everything a filter selects, with a dry run;
+//! `rescan` judges held mail again and releases what now passes.
 //!
 //! Standards: the stored message is RFC 5322 as received (with our Received
 //! header); nothing is rewritten.
@@ -42,12 +43,14 @@ mod policy;
 mod preview;
 mod release;
 mod report;
+mod rescan;
 mod retention;
 pub use bulk::{bulk, BulkAction, BulkOutcome};
 pub use policy::{Permission, ReleasePolicy, Role, UserRight};
 pub use preview::{preview, AttachmentInfo, Preview};
 pub use release::{decide, delete, recover, release, request, Decision, ReleaseError, Released};
 pub use report::{learn, Report, ReportError};
+pub use rescan::{rescan, scanned_event, RescanOutcome};
 pub use retention::QuarantineConfig;
 
 const MAGIC_V1: &[u8] = b"PORTCULLIS-HELD 1\n";

@@ -61,5 +61,5 @@ pub fn learn(
     };
     store.audit(actor, what, id, 1, None)?;
     let (spam, ham) = model.learned();
-    Ok((spam as u64, ham as u64))
+    Ok((spam, ham))
 }

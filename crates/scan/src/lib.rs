@@ -177,6 +177,37 @@ impl Scanner {
     /// Scans a message with what the network steps found (see
     /// [`Scanner::authenticate`] and [`Scanner::antivirus`]).
     pub fn scan_with(&self, raw: &[u8], envelope: &Envelope, lookups: &Lookups) -> Verdict {
+        let mut network = Vec::new();
+        if let Some(report) = &lookups.auth {
+            network.extend(report.findings.iter().cloned());
+        }
+        if let Some(f) = lookups.antivirus.as_ref().and_then(|a| a.finding.as_ref()) {
+            network.push(f.clone());
+        }
+        self.judge(raw, envelope, network)
+    }
+
+    /// Judges a held message again with the current rules, weights and model.
+    /// What the network said when it arrived is kept from `earlier` (sender
+    /// authentication and the virus scanner): DNS answers and the client's
+    /// address belong to that moment, and mail clamd refused stays refused.
+    pub fn rescan(&self, raw: &[u8], envelope: &Envelope, earlier: &Verdict) -> Verdict {
+        const NETWORK: [&str; 5] = ["SPF_", "DKIM_", "DMARC_", "ARC_", "CLAMAV"];
+        let carried = earlier
+            .symbols
+            .iter()
+            .filter(|s| NETWORK.iter().any(|p| s.name.starts_with(p)))
+            .map(|s| Finding {
+                name: Cow::Owned(s.name.clone()),
+                default_score: s.score,
+                category: s.category,
+                detail: s.detail.clone(),
+            })
+            .collect();
+        self.judge(raw, envelope, carried)
+    }
+
+    fn judge(&self, raw: &[u8], envelope: &Envelope, network: Vec<Finding>) -> Verdict {
         let parsed = mail_parser::MessageParser::default().parse(raw);
         let view = checks::View {
             raw,
@@ -185,13 +216,7 @@ impl Scanner {
             config: &self.config,
         };
         let model = self.model.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut findings = Vec::new();
-        if let Some(report) = &lookups.auth {
-            findings.extend(report.findings.iter().cloned());
-        }
-        if let Some(f) = lookups.antivirus.as_ref().and_then(|a| a.finding.as_ref()) {
-            findings.push(f.clone());
-        }
+        let mut findings = network;
         if let Some(m) = parsed.as_ref() {
             findings.extend(auth::trusted_results(
                 m,
@@ -229,6 +254,7 @@ impl Scanner {
                 name: f.name.into_owned(),
                 score: weight,
                 detail: f.detail,
+                category: f.category,
             });
         }
         let action = self.config.thresholds.action_for(score);

@@ -10,12 +10,18 @@ pub struct Symbol {
     pub name: String,
     pub score: f64,
     pub detail: String,
+    /// What the symbol points at (absent in verdicts stored before it was kept).
+    #[serde(default)]
+    pub category: Category,
 }
 
 /// What kind of mail the scanner thinks this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
+    #[default]
     Clean,
     Spam,
     Phishing,

@@ -48,6 +48,7 @@ struct App {
     access: Arc<Access>,
     policy: Arc<ReleasePolicy>,
     digests: portcullis_digest::Digests,
+    scanner: Arc<portcullis_scan::Scanner>,
 }
 
 /// What the HTTP listener serves from.
@@ -59,6 +60,8 @@ pub struct Services {
     pub release_policy: ReleasePolicy,
     /// Quarantine digests: their links (`/q/`), sending, retention changes.
     pub digests: portcullis_digest::Digests,
+    /// The gateway's scanner, for re-scanning held mail.
+    pub scanner: Arc<portcullis_scan::Scanner>,
 }
 
 /// Builds the router.
@@ -109,6 +112,7 @@ pub fn router(services: Services) -> Router {
             access: services.access,
             policy: Arc::new(services.release_policy),
             digests: services.digests,
+            scanner: services.scanner,
         })
 }
 

@@ -7,7 +7,8 @@
 //! POST   /api/quarantine/{id}/release   {"recipients": [...], "allow_sender": bool}   (body optional: all)
 //! POST   /api/quarantine/{id}/delete    {"recipients": [...]}   (body optional: all)
 //! DELETE /api/quarantine/{id}
-//! POST   /api/quarantine/bulk           {"action": "release"|"delete", "dry_run": true,
+//! POST   /api/quarantine/bulk           {"action": "release"|"delete"|"rescan", "dry_run": true,
+//!                                        "release": true (rescan: release what passes),
 //!                                        "filter": {"symbol": "...", "since": "2d", ...}}
 //! ```
 //!
@@ -62,6 +63,8 @@ pub(crate) struct ListParams {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BulkFilter {
+    /// One held message.
+    message: Option<String>,
     status: Option<ReleaseStatus>,
     category: Option<String>,
     symbol: Option<String>,
@@ -72,12 +75,25 @@ struct BulkFilter {
     text: Option<String>,
 }
 
+/// What a bulk request does to the selected held mail.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BulkKind {
+    Release,
+    Delete,
+    /// Judge again with the current checks; with `release`, release what passes.
+    Rescan,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BulkRequest {
-    action: portcullis_quarantine::BulkAction,
+    action: BulkKind,
     #[serde(default)]
     dry_run: bool,
+    /// With `rescan`: release what now passes.
+    #[serde(default)]
+    release: bool,
     /// Required, even if empty (`{}`: everything held), so that "everything"
     /// is never the result of a forgotten field.
     filter: BulkFilter,
@@ -624,6 +640,7 @@ pub(crate) async fn bulk(
     };
     let f = req.filter;
     let filter = HeldQuery {
+        message: f.message,
         status: f.status,
         category: f.category,
         symbol: f.symbol,
@@ -633,12 +650,33 @@ pub(crate) async fn bulk(
         text: f.text,
         ..HeldQuery::default()
     };
+    let action = match req.action {
+        BulkKind::Release => portcullis_quarantine::BulkAction::Release,
+        BulkKind::Delete => portcullis_quarantine::BulkAction::Delete,
+        BulkKind::Rescan => {
+            return match portcullis_quarantine::rescan(
+                &app.quarantine,
+                &app.store,
+                &app.queue,
+                app.scanner.clone(),
+                filter,
+                req.release,
+                req.dry_run,
+                &who.actor(),
+            )
+            .await
+            {
+                Ok(outcome) => Json(outcome).into_response(),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+    };
     match portcullis_quarantine::bulk(
         &app.quarantine,
         &app.store,
         &app.queue,
         filter,
-        req.action,
+        action,
         req.dry_run,
         &who.actor(),
     )
