@@ -114,6 +114,15 @@ function signedOut(message) {
   state.me = null;
   state.csrf = null;
   sessionStorage.removeItem('portcullis.csrf');
+  // Nothing of the last viewer's mail stays in the page.
+  state.listed = [];
+  state.picked.clear();
+  closeConfirm();
+  for (const id of ['entries-body', 'envelope', 'verdict-body', 'recipients-body', 'actions',
+    'headers-body', 'preview-links', 'attachments-body']) $(id).replaceChildren();
+  for (const id of ['list-summary', 'details-title', 'verdict-summary', 'preview-text',
+    'action-result']) $(id).textContent = '';
+  fillForm({});
   $('who').hidden = true;
   $('signout').hidden = true;
   show('signin');
@@ -291,8 +300,11 @@ function renderEntries(entries, admin) {
     tr.append(st);
     tr.append(el('td', e.category || ''));
     tr.append(el('td', typeof e.score === 'number' ? e.score.toFixed(1) : '', 'num'));
-    tr.append(el('td', e.sender || '<>', 'addr'));
-    tr.append(el('td', e.recipient, 'addr rcpt'));
+    const sender = el('td', e.sender || '<>', 'addr');
+    sender.title = sender.textContent;
+    const rcpt = el('td', e.recipient, 'addr rcpt');
+    rcpt.title = rcpt.textContent;
+    tr.append(sender, rcpt);
     const subj = el('td', null, 'subject');
     const link = el('a', e.subject || '(no subject)');
     link.href = messageUrl(e.message);
