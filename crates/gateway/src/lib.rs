@@ -1,11 +1,15 @@
 //! portcullis-gateway: the path of one message. SMTP sessions call this handler
 //! for each recipient and each complete message; it decides relay permission,
-//! checks logins, stamps the Received header, (later: scans), writes the message
-//! to the queue and the trace, and chooses the reply.
+//! checks logins, stamps the Received header, scans the message (the verdict
+//! then adjusted by the recipients' own sender rules, `sender_rules`), and
+//! refuses it in the session, holds it in the quarantine, or marks and queues
+//! it; it records the trace and chooses the reply.
 //!
 //! ```text
 //! RCPT  -> accepted domain? trusted network? authenticated? -> 250 / 550 5.7.1
-//! DATA  -> Received header -> [scan: verdict slot] -> queue (fsync) -> trace -> 250 id
+//! DATA  -> Received header -> scan -> sender rules -> 550 5.7.1 (reject)
+//!                                                  | quarantine (fsync) -> 250 id
+//!                                                  | marks -> queue (fsync) -> 250 id
 //! ```
 //!
 //! Standards: RFC 5321 (relay rules, section 3.6 and 7.1; Received, 4.4), RFC 3848
@@ -19,6 +23,7 @@
 
 pub mod headers;
 pub mod marks;
+mod sender_rules;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use ipnet::IpNet;
@@ -100,6 +105,7 @@ pub struct Gateway {
     store: Store,
     scanner: Arc<Scanner>,
     quarantine: Quarantine,
+    sender_rules: sender_rules::SenderRules,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
@@ -114,6 +120,7 @@ impl Gateway {
         Arc::new(Gateway {
             policy,
             queue,
+            sender_rules: sender_rules::SenderRules::new(store.clone()),
             store,
             scanner,
             quarantine,
@@ -537,7 +544,7 @@ impl Handler for Gateway {
         stamped.extend_from_slice(&message);
         drop(message);
 
-        let (stamped, verdict, scan_us, auth_results) =
+        let (stamped, mut verdict, scan_us, auth_results) =
             match self.scan(session, &envelope, stamped, now).await {
                 Ok(scanned) => scanned,
                 Err(e) => return self.scan_unavailable(session, &envelope, &id, e, started),
@@ -547,6 +554,9 @@ impl Handler for Gateway {
             .iter()
             .map(|r| r.address.clone())
             .collect();
+        self.sender_rules
+            .apply(&envelope.mail_from, &recipients, &mut verdict)
+            .await;
         let mail_from = envelope.mail_from.clone();
         let scanned = scanned_event(&verdict, scan_us);
 

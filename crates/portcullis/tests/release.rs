@@ -550,3 +550,59 @@ fn after_a_rule_is_fixed_a_rescan_releases_only_what_now_passes() {
         "an empty selection is refused"
     );
 }
+
+#[test]
+fn a_sender_allowed_on_release_is_delivered_next_time_and_a_blocked_one_is_refused() {
+    let sink = Sink::start(&[]);
+    let gw = gateway(&sink);
+    let id = send(&gw, &["lee@example.test"], "HOLDME first");
+    let (code, r) = post_json(
+        &gw,
+        &format!("/api/quarantine/{id}/release"),
+        r#"{"allow_sender": true}"#,
+    );
+    assert_eq!(code, 200, "{r}");
+    sink.wait_for(1);
+
+    // The same rule would hold the next message, but the recipient allows the
+    // sender now (rules are read again within two seconds).
+    std::thread::sleep(Duration::from_millis(2500));
+    let run = gw.swaks(&[
+        "--from",
+        "sender@outside.test",
+        "--to",
+        "lee@example.test",
+        "--header",
+        "Subject: HOLDME second",
+        "--body",
+        "again\n",
+    ]);
+    assert!(
+        run.server_said("250 2.0.0 Ok: queued as"),
+        "{}",
+        run.transcript
+    );
+    let got = sink.wait_for(2);
+    let second = got
+        .iter()
+        .find(|m| m.contains("HOLDME second"))
+        .expect("delivered");
+    assert!(second.contains("RECIPIENT_ALLOWS_SENDER"), "{second}");
+
+    // A block of the recipient refuses the sender in the session.
+    let db = rusqlite::Connection::open(gw.data().join("trace.sqlite")).unwrap();
+    db.execute(
+        "INSERT INTO sender_rules (recipient, sender, rule, created_at, actor) \
+         VALUES ('lee@example.test', 'pest@outside.test', 'block', 0, 'test')",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    std::thread::sleep(Duration::from_millis(2500));
+    let refused = gw.swaks(&["--from", "pest@outside.test", "--to", "lee@example.test"]);
+    assert!(
+        refused.server_said("550 5.7.1 Message rejected as policy (RECIPIENT_BLOCKS_SENDER"),
+        "{}",
+        refused.transcript
+    );
+}
