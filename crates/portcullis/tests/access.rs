@@ -449,3 +449,53 @@ fn repeated_failed_sign_ins_are_locked_out_with_retry_after() {
     assert!(gw.log().contains("failed sign-in"));
     assert!(!gw.log().contains("guess"), "a password reached the log");
 }
+
+#[test]
+fn users_allow_and_block_senders_for_their_own_addresses_only() {
+    let sink = Sink::start(&[]);
+    let gw = gateway(&sink);
+    let alice = login(&gw, "alice@example.test");
+    let block = r#"{"sender": "Pest@Outside.test", "rule": "block"}"#;
+    let a = call(&gw, "POST", "/api/senders", &alice.headers(), block);
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(
+        a.json["recipients"],
+        serde_json::json!(["alice@example.test"])
+    );
+    let for_bob =
+        r#"{"sender": "x@outside.test", "rule": "allow", "recipient": "bob@example.test"}"#;
+    assert_eq!(
+        call(&gw, "POST", "/api/senders", &alice.headers(), for_bob).status,
+        404
+    );
+    let bad = r#"{"sender": "not an address", "rule": "block"}"#;
+    assert_eq!(
+        call(&gw, "POST", "/api/senders", &alice.headers(), bad).status,
+        400
+    );
+
+    let bob = login(&gw, "bob@example.test");
+    let his = call(&gw, "GET", "/api/senders", &bob.headers(), "");
+    assert_eq!(
+        his.json["rules"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        his.json
+    );
+    let hers = call(&gw, "GET", "/api/senders", &alice.headers(), "");
+    assert_eq!(hers.json["rules"][0]["sender"], "pest@outside.test");
+    assert_eq!(hers.json["rules"][0]["rule"], "block");
+
+    // The gateway refuses the blocked sender for her (rules are read again
+    // within two seconds).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let run = gw.swaks(&["--from", "pest@outside.test", "--to", "alice@example.test"]);
+    assert!(run.server_said("550 5.7.1"), "{}", run.transcript);
+    let none = r#"{"sender": "pest@outside.test", "rule": "none"}"#;
+    assert_eq!(
+        call(&gw, "POST", "/api/senders", &alice.headers(), none).status,
+        200
+    );
+    let after = call(&gw, "GET", "/api/senders", &alice.headers(), "");
+    assert_eq!(after.json["rules"].as_array().map(Vec::len), Some(0));
+}

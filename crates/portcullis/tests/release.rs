@@ -606,3 +606,33 @@ fn a_sender_allowed_on_release_is_delivered_next_time_and_a_blocked_one_is_refus
         refused.transcript
     );
 }
+
+#[test]
+fn a_browser_on_the_gateway_host_is_not_trusted_like_the_command_line() {
+    use std::io::{Read, Write};
+    let sink = Sink::start(&[]);
+    let gw = gateway(&sink);
+    let id = send(&gw, &["max@example.test"], "HOLDME csrf");
+    // What a page on another site can make a browser on this host send: a
+    // "simple" cross-site POST, no preflight, no credentials.
+    for header in ["Origin: https://evil.example", "Sec-Fetch-Site: cross-site"] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.http)).unwrap();
+        let body = r#"{"action": "release", "filter": {}}"#;
+        write!(
+            s,
+            "POST /api/quarantine/bulk HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{header}: {answer}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.messages().is_empty());
+    assert_eq!(
+        statuses(&gw, &id),
+        [("max@example.test".to_string(), "held".to_string())]
+    );
+}

@@ -384,6 +384,16 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Removes a recipient's rule about a sender; false if there was none.
+    pub fn remove_sender_rule(&self, recipient: &str, sender: &str) -> Result<bool, StoreError> {
+        let conn = open_connection(&self.path)?;
+        let n = conn.execute(
+            "DELETE FROM sender_rules WHERE recipient = ? AND sender = ?",
+            params![recipient, sender],
+        )?;
+        Ok(n > 0)
+    }
+
     /// The allowed and blocked senders of one recipient (all when None).
     pub fn sender_rules(&self, recipient: Option<&str>) -> Result<Vec<SenderEntry>, StoreError> {
         let conn = open_connection(&self.path)?;

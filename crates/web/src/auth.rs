@@ -4,9 +4,10 @@
 //! An identity comes from, in this order: an API token
 //! (`Authorization: Bearer pct_<id>_<secret>`), a signed-in session (the
 //! `portcullis_session` cookie set by `POST /api/login`), or, when
-//! `trust_loopback` is on (the default), a client on loopback, which acts as an
-//! administrator (the command line on the gateway's own host). Anything else is
-//! 401. Roles: `admin` (everything), `helpdesk` (everyone's held mail, release
+//! `trust_loopback` is on (the default), a client on loopback that is not a
+//! browser (no `Origin`, no `Sec-Fetch-Site`), which acts as an administrator
+//! (the command line on the gateway's own host; a browser there could be
+//! driven by any web page it shows). Anything else is 401. Roles: `admin` (everything), `helpdesk` (everyone's held mail, release
 //! all but malware), `user` (only mail held for their own addresses).
 //!
 //! Accounts come from an [`Accounts`] directory: local accounts with argon2
@@ -323,7 +324,12 @@ pub(crate) async fn identify(
             peer: peer_ip,
         });
     }
-    if app.access.trust_loopback && peer_ip.is_loopback() {
+    // A browser on this host is not the command line: any page it shows could
+    // send requests here (cross-site POSTs need no preflight), so a request
+    // that carries a browser's Origin or Sec-Fetch-Site must sign in.
+    let from_browser =
+        headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site");
+    if app.access.trust_loopback && peer_ip.is_loopback() && !from_browser {
         let named: String = headers
             .get("x-portcullis-actor")
             .and_then(|v| v.to_str().ok())

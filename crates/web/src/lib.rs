@@ -23,6 +23,7 @@ mod console;
 mod digest_api;
 mod links;
 mod quarantine_api;
+mod senders_api;
 
 pub use auth::{Access, Account, Accounts, LocalAccounts};
 
@@ -101,6 +102,10 @@ pub fn router(services: Services) -> Router {
         .route("/api/quarantine/{id}/pin", post(digest_api::pin))
         .route("/api/digest/send", post(digest_api::send))
         .route("/q/{token}", get(links::show).post(links::press))
+        .route(
+            "/api/senders",
+            get(senders_api::list).post(senders_api::set),
+        )
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))
