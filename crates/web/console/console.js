@@ -583,7 +583,18 @@ function actions(id, entries, may) {
     button('Report as missed spam', '', () => act('Report as missed spam', `${base}/report`,
       { as: 'spam' }, () => 'Reported as missed spam: the classifier learned it as spam.'));
   }
+  // The sender, as the list knows it; the null sender cannot be blocked.
+  const sender = entries.length ? entries[0].sender : '';
+  if (role === 'user' && sender) {
+    button('Block sender', '', () => act('Block sender', '/api/senders',
+      { sender, rule: 'block' },
+      (d) => `${sender} is blocked for ${names(d.recipients)}: their mail is refused from now on.`));
+  }
   if (role === 'admin' && live.length) {
+    button('Re-scan, release if it passes', '', () => act('Re-scan', '/api/quarantine/bulk',
+      { action: 'rescan', release: true, filter: { message: id } },
+      (d) => (d.passing ? `It passes the current checks now; released to ${d.released} recipient(s).`
+        : 'It still fails the current checks; it stays held.')));
     button('Delete', 'danger', () => act('Delete', `${base}/delete`, chosen(),
       (d) => `Deleted for ${names(d.deleted)}.`));
   }
