@@ -346,6 +346,36 @@ fn users_see_and_release_only_their_own_mail_as_the_category_allows() {
     );
     assert_eq!(m.status, 200, "{}", m.json);
 
+    // The audit log says who did what; it is for administrators.
+    assert_eq!(
+        call(&gw, "GET", "/api/audit", &desk.headers(), "").status,
+        403
+    );
+    let log = call(&gw, "GET", "/api/audit?limit=50", &root.headers(), "");
+    assert_eq!(log.status, 200);
+    let lines: Vec<(String, String)> = log.json["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (who, what) in [
+        ("alice@example.test@127.0.0.1", "release"),
+        ("alice@example.test@127.0.0.1", "request release"),
+        ("desk@127.0.0.1", "approve release"),
+        ("root@127.0.0.1", "release"),
+    ] {
+        assert!(
+            lines.contains(&(who.to_string(), what.to_string())),
+            "{who} {what}: {lines:?}"
+        );
+    }
+
     // Signing out ends the session.
     assert_eq!(
         call(&gw, "POST", "/api/logout", &alice.headers(), "").status,

@@ -106,6 +106,7 @@ pub fn router(services: Services) -> Router {
             "/api/senders",
             get(senders_api::list).post(senders_api::set),
         )
+        .route("/api/audit", get(audit_log))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))
@@ -139,6 +140,32 @@ pub async fn serve(
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    limit: Option<usize>,
+}
+
+/// `GET /api/audit?limit=N`: the administrators' actions, newest first
+/// (admin only).
+async fn audit_log(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    Query(p): Query<AuditParams>,
+) -> Response {
+    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
+        return d.into_response();
+    }
+    let store = app.store.clone();
+    let limit = p.limit.unwrap_or(100);
+    match tokio::task::spawn_blocking(move || store.audit_log(limit)).await {
+        Ok(Ok(entries)) => Json(serde_json::json!({ "audit": entries })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 /// The identity behind a request, if its role is at least `role`.
