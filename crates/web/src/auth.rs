@@ -349,6 +349,63 @@ pub(crate) async fn identify(
     Err(Denied::Unauthenticated)
 }
 
+/// The identity as a handler argument: `who: Identity` (anyone signed in or
+/// trusted), `Staff(who)` (helpdesk or admin) or `Admin(who)`; a request
+/// without one is refused before the handler runs.
+impl axum::extract::FromRequestParts<App> for Identity {
+    type Rejection = Denied;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Denied> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or(Denied::Unauthenticated)?;
+        identify(app, peer, &parts.method, &parts.headers).await
+    }
+}
+
+/// Helpdesk or admin.
+pub struct Staff(pub Identity);
+
+/// Admin only.
+pub struct Admin(pub Identity);
+
+impl axum::extract::FromRequestParts<App> for Staff {
+    type Rejection = Denied;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Denied> {
+        let who = Identity::from_request_parts(parts, app).await?;
+        if who.at_least(Role::Helpdesk) {
+            Ok(Staff(who))
+        } else {
+            Err(Denied::Forbidden)
+        }
+    }
+}
+
+impl axum::extract::FromRequestParts<App> for Admin {
+    type Rejection = Denied;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Denied> {
+        let who = Identity::from_request_parts(parts, app).await?;
+        if who.at_least(Role::Admin) {
+            Ok(Admin(who))
+        } else {
+            Err(Denied::Forbidden)
+        }
+    }
+}
+
 pub fn parse_role(s: &str) -> Option<Role> {
     match s {
         "admin" => Some(Role::Admin),

@@ -14,15 +14,14 @@
 //! each recipient's status); for `send`, 409 when digests are off.
 //! Administrators only; each change is in the audit log.
 
-use crate::{error, require, App};
+use crate::auth::Admin;
+use crate::{error, App};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_quarantine::Role;
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,17 +97,11 @@ async fn change(
 }
 
 pub(crate) async fn extend(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    Admin(who): Admin,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Response {
-    let who = match require(&app, peer, &method, &headers, Role::Admin).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let req: Extend = match body(&raw) {
         Ok(r) => r,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
@@ -132,17 +125,11 @@ pub(crate) async fn extend(
 }
 
 pub(crate) async fn pin(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    Admin(who): Admin,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Response {
-    let who = match require(&app, peer, &method, &headers, Role::Admin).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let req: Pin = match body(&raw) {
         Ok(r) => r,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
@@ -159,15 +146,7 @@ pub(crate) async fn pin(
     .await
 }
 
-pub(crate) async fn send(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
-        return d.into_response();
-    }
+pub(crate) async fn send(State(app): State<App>, _: Admin) -> Response {
     if !app.digests.config().enabled {
         return error(
             StatusCode::CONFLICT,

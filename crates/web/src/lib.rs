@@ -26,13 +26,14 @@ mod quarantine_api;
 mod senders_api;
 
 pub use auth::{Access, Account, Accounts, LocalAccounts};
+use auth::{Admin, Staff};
 
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_quarantine::{Quarantine, ReleasePolicy, Role};
+use portcullis_quarantine::{Quarantine, ReleasePolicy};
 use portcullis_queue::Queue;
 use portcullis_store::{MessageQuery, MessageStatus, Store};
 use prometheus::{Encoder, IntGauge, TextEncoder};
@@ -149,38 +150,13 @@ struct AuditParams {
 
 /// `GET /api/audit?limit=N`: the administrators' actions, newest first
 /// (admin only).
-async fn audit_log(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Query(p): Query<AuditParams>,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
-        return d.into_response();
-    }
+async fn audit_log(State(app): State<App>, _: Admin, Query(p): Query<AuditParams>) -> Response {
     let store = app.store.clone();
     let limit = p.limit.unwrap_or(100);
     match tokio::task::spawn_blocking(move || store.audit_log(limit)).await {
         Ok(Ok(entries)) => Json(serde_json::json!({ "audit": entries })).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-}
-
-/// The identity behind a request, if its role is at least `role`.
-pub(crate) async fn require(
-    app: &App,
-    peer: SocketAddr,
-    method: &Method,
-    headers: &HeaderMap,
-    role: Role,
-) -> Result<auth::Identity, auth::Denied> {
-    let id = auth::identify(app, peer, method, headers).await?;
-    if id.at_least(role) {
-        Ok(id)
-    } else {
-        Err(auth::Denied::Forbidden)
     }
 }
 
@@ -260,16 +236,7 @@ fn since_ms(since: Option<&str>) -> Result<Option<i64>, &'static str> {
     }
 }
 
-async fn messages(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Query(p): Query<MessagesParams>,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Helpdesk).await {
-        return d.into_response();
-    }
+async fn messages(State(app): State<App>, _: Staff, Query(p): Query<MessagesParams>) -> Response {
     let since_ms = match since_ms(p.since.as_deref()) {
         Ok(s) => s,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -302,16 +269,7 @@ async fn messages(
     }
 }
 
-async fn message(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Helpdesk).await {
-        return d.into_response();
-    }
+async fn message(State(app): State<App>, _: Staff, Path(id): Path<String>) -> Response {
     let store = app.store.clone();
     let q = MessageQuery {
         id: Some(id),
@@ -327,15 +285,7 @@ async fn message(
     }
 }
 
-async fn queue_list(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
-        return d.into_response();
-    }
+async fn queue_list(State(app): State<App>, _: Admin) -> Response {
     let queue = app.queue.clone();
     match tokio::task::spawn_blocking(move || queue.list()).await {
         Ok(items) => Json(serde_json::json!({ "messages": items })).into_response(),
@@ -343,60 +293,25 @@ async fn queue_list(
     }
 }
 
-async fn queue_show(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
-        return d.into_response();
-    }
+async fn queue_show(State(app): State<App>, _: Admin, Path(id): Path<String>) -> Response {
     match app.queue.item(&id) {
         Ok(item) => Json(item).into_response(),
         Err(_) => error(StatusCode::NOT_FOUND, "no such message in the queue"),
     }
 }
 
-async fn queue_retry(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
-        return d.into_response();
-    }
+async fn queue_retry(State(app): State<App>, _: Admin, Path(id): Path<String>) -> Response {
     match app.queue.retry(Some(&id)) {
         0 => error(StatusCode::NOT_FOUND, "no such message in the queue"),
         n => Json(serde_json::json!({ "rescheduled": n })).into_response(),
     }
 }
 
-async fn queue_retry_all(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
-        return d.into_response();
-    }
+async fn queue_retry_all(State(app): State<App>, _: Admin) -> Response {
     Json(serde_json::json!({ "rescheduled": app.queue.retry(None) })).into_response()
 }
 
-async fn queue_delete(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(d) = require(&app, peer, &method, &headers, Role::Admin).await {
-        return d.into_response();
-    }
+async fn queue_delete(State(app): State<App>, _: Admin, Path(id): Path<String>) -> Response {
     match app.queue.delete(&id) {
         Ok(()) => Json(serde_json::json!({ "deleted": id })).into_response(),
         Err(portcullis_queue::Error::NotFound(_)) => {

@@ -32,11 +32,11 @@
 //! Query parameters and bodies are hostile: parsed into typed filters,
 //! bounded, and bound as SQL parameters by the store.
 
-use crate::auth::{identify, Identity};
-use crate::{error, require, App};
+use crate::auth::{Admin, Identity, Staff};
+use crate::{error, App};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_quarantine::{Decision, Permission, QuarantineError, ReleaseError, Role};
@@ -44,7 +44,6 @@ use portcullis_scan::Category;
 use portcullis_store::digest::SenderRule;
 use portcullis_store::{HeldEntry, HeldQuery, ReleaseStatus};
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListParams {
@@ -217,16 +216,10 @@ fn policy_refusal(permission: Permission, id: &str) -> Response {
 }
 
 pub(crate) async fn list(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    who: Identity,
     Query(p): Query<ListParams>,
 ) -> Response {
-    let who = match identify(&app, peer, &method, &headers).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let since_ms = match crate::since_ms(p.since.as_deref()) {
         Ok(s) => s,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -264,16 +257,10 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn show(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    who: Identity,
     Path(id): Path<String>,
 ) -> Response {
-    let who = match identify(&app, peer, &method, &headers).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let entries = match visible(&app, &who, &id).await {
         Ok(e) => e,
         Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, &why),
@@ -314,17 +301,11 @@ pub(crate) async fn show(
 }
 
 pub(crate) async fn release(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    who: Identity,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match identify(&app, peer, &method, &headers).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let Choice {
         recipients,
         allow_sender,
@@ -398,16 +379,10 @@ pub(crate) async fn release(
 /// `GET /api/quarantine/{id}/preview`: the message as text, its links as
 /// text and its attachments' facts, for whoever may see the entry.
 pub(crate) async fn preview(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    who: Identity,
     Path(id): Path<String>,
 ) -> Response {
-    let who = match identify(&app, peer, &method, &headers).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     match visible(&app, &who, &id).await {
         Ok(e) if e.is_empty() => return not_found(),
         Ok(_) => {}
@@ -439,17 +414,11 @@ struct ReportRequest {
 /// `POST /api/quarantine/{id}/report {"as": "ham"|"spam"}`: teaches the
 /// classifier (helpdesk and admin only; helpdesk not for malware).
 pub(crate) async fn report(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    Staff(who): Staff,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match require(&app, peer, &method, &headers, Role::Helpdesk).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let Ok(req) = serde_json::from_slice::<ReportRequest>(&body) else {
         return error(StatusCode::BAD_REQUEST, "body: {\"as\": \"ham\"|\"spam\"}");
     };
@@ -485,17 +454,11 @@ pub(crate) async fn report(
 /// `POST /api/quarantine/{id}/request`: a user asks for release of their own
 /// copies; an administrator or helpdesk then approves or denies.
 pub(crate) async fn request(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    who: Identity,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match identify(&app, peer, &method, &headers).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let recipients = match choice(&body) {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
@@ -539,19 +502,7 @@ pub(crate) async fn request(
     }
 }
 
-async fn decide(
-    app: App,
-    peer: SocketAddr,
-    method: Method,
-    headers: HeaderMap,
-    id: String,
-    body: Bytes,
-    decision: Decision,
-) -> Response {
-    let who = match require(&app, peer, &method, &headers, Role::Helpdesk).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
+async fn decide(app: App, who: Identity, id: String, body: Bytes, decision: Decision) -> Response {
     let recipients = match choice(&body) {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
@@ -591,38 +542,24 @@ async fn decide(
 }
 
 pub(crate) async fn approve(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    Staff(who): Staff,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(app, peer, method, headers, id, body, Decision::Approve).await
+    decide(app, who, id, body, Decision::Approve).await
 }
 
 pub(crate) async fn deny(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    Staff(who): Staff,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(app, peer, method, headers, id, body, Decision::Deny).await
+    decide(app, who, id, body, Decision::Deny).await
 }
 
-pub(crate) async fn bulk(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let who = match require(&app, peer, &method, &headers, Role::Admin).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
+pub(crate) async fn bulk(State(app): State<App>, Admin(who): Admin, body: Bytes) -> Response {
     let req: BulkRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -688,17 +625,11 @@ pub(crate) async fn bulk(
 }
 
 pub(crate) async fn delete(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
+    Admin(who): Admin,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let who = match require(&app, peer, &method, &headers, Role::Admin).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
     let recipients = match choice(&body) {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),

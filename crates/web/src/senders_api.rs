@@ -14,17 +14,16 @@
 //! Hostile input: the sender is checked to look like an address (bounded,
 //! no spaces or control characters) and is only ever a SQL parameter.
 
-use crate::auth::identify;
+use crate::auth::Identity;
 use crate::{error, App};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_quarantine::Role;
 use portcullis_store::digest::SenderRule;
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,16 +51,7 @@ fn plausible_address(s: &str) -> bool {
             .all(|c| !c.is_whitespace() && !c.is_control() && c != '<' && c != '>')
 }
 
-pub(crate) async fn list(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-) -> Response {
-    let who = match identify(&app, peer, &method, &headers).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
+pub(crate) async fn list(State(app): State<App>, who: Identity) -> Response {
     let store = app.store.clone();
     match tokio::task::spawn_blocking(move || store.sender_rules(None)).await {
         Ok(Ok(mut rules)) => {
@@ -75,17 +65,7 @@ pub(crate) async fn list(
     }
 }
 
-pub(crate) async fn set(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let who = match identify(&app, peer, &method, &headers).await {
-        Ok(w) => w,
-        Err(d) => return d.into_response(),
-    };
+pub(crate) async fn set(State(app): State<App>, who: Identity, body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<SetRule>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
