@@ -4,7 +4,7 @@
 //! retention these change, so both go through it.
 
 use crate::config::Config;
-use crate::http_client::{self, HttpError};
+use crate::http_client;
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -130,19 +130,5 @@ fn change(config: &Config, id: &str, what: &str, body: &serde_json::Value) -> Re
 
 /// One POST to the running gateway's API.
 fn call(config: &Config, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    match runtime.block_on(http_client::request_json(
-        config.http.listen,
-        "POST",
-        path,
-        body,
-    )) {
-        Ok(answer) => Ok(answer),
-        Err(HttpError::NotRunning(addr)) => anyhow::bail!(
-            "the gateway is not running at {addr}; this needs it (start it with `portcullis serve`)"
-        ),
-        Err(HttpError::Other(e)) => Err(e),
-    }
+    http_client::post_blocking(config.http.listen, path, body)
 }

@@ -5,7 +5,7 @@
 //! one process changes the release status, so a release is never done twice.
 
 use crate::config::Config;
-use crate::http_client::{self, HttpError};
+use crate::http_client;
 use anyhow::{Context, Result};
 use portcullis_quarantine::{Held, Quarantine, QuarantineError};
 use portcullis_store::{HeldEntry, HeldQuery, ReleaseStatus, Store};
@@ -415,23 +415,9 @@ fn bulk(config: &Config, action: &str, change: &Change) -> Result<ExitCode> {
     })
 }
 
-/// One request to the running gateway's API.
+/// One POST to the running gateway's API.
 fn call(config: &Config, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    match runtime.block_on(http_client::request_json(
-        config.http.listen,
-        "POST",
-        path,
-        body,
-    )) {
-        Ok(answer) => Ok(answer),
-        Err(HttpError::NotRunning(addr)) => anyhow::bail!(
-            "the gateway is not running at {addr}; this needs it (start it with `portcullis serve`)"
-        ),
-        Err(HttpError::Other(e)) => Err(e),
-    }
+    http_client::post_blocking(config.http.listen, path, body)
 }
 
 /// Release or delete one message through the running gateway's API.

@@ -112,6 +112,25 @@ pub async fn request_json(
     Ok((status, body))
 }
 
+/// One POST from a command to the running gateway, waiting for the answer;
+/// "not running" becomes an error that says to start it.
+pub fn post_blocking(
+    addr: SocketAddr,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(request_json(addr, "POST", path, body)) {
+        Ok(answer) => Ok(answer),
+        Err(HttpError::NotRunning(addr)) => anyhow::bail!(
+            "the gateway is not running at {addr}; this needs it (start it with `portcullis serve`)"
+        ),
+        Err(HttpError::Other(e)) => Err(e),
+    }
+}
+
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
