@@ -43,6 +43,8 @@ pub struct Config {
     pub quarantine: portcullis_quarantine::QuarantineConfig,
     /// `[digest]`: mail to each recipient about their held mail.
     pub digest: portcullis_digest::DigestConfig,
+    /// `[links]`: secure links (the link host and the rewriting's settings).
+    pub links: portcullis_links::LinksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -378,6 +380,7 @@ impl Config {
         portcullis_scan::Scanner::new(self.scan_config()).map_err(|e| format!("scan: {e}"))?;
         self.quarantine.validate()?;
         self.digest.validate()?;
+        self.links.validate()?;
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {
             return Err("smtp.tls_certificate and smtp.tls_key must be given together".into());
         }

@@ -1,5 +1,5 @@
 //! portcullis: the email security gateway's one binary. `serve` runs the daemon;
-//! `trace`, `queue` and `hash-password` are the administrator's tools. Every command
+//! `trace`, `queue`, `links` and `hash-password` are the administrator's tools. Every command
 //! reads the same configuration file (`--config FILE`, or the embedded defaults), so
 //! the tools find the same data folder and HTTP listener as the daemon.
 //!
@@ -13,11 +13,12 @@
 //! Security posture: the configuration file is trusted but checked: unknown keys,
 //! bad addresses, networks, durations and non-argon2 password hashes are refused
 //! before anything listens. The embedded defaults listen on loopback only and trust
-//! only loopback, so a first start is never an open relay. The generated TLS key is
-//! written mode 0600. Passwords are read from standard input, never from arguments
+//! only loopback, so a first start is never an open relay. The generated TLS key and
+//! the secure links' keys are written mode 0600. Passwords are read from standard input, never from arguments
 //! (which other users can see), and are never logged.
 
 mod cli_digest;
+mod cli_links;
 mod cli_quarantine;
 mod cli_queue;
 mod cli_scan;
@@ -97,6 +98,11 @@ enum Command {
         #[command(subcommand)]
         action: cli_token::TokenAction,
     },
+    /// Secure links: make, read and re-key the signed tokens of rewritten links.
+    Links {
+        #[command(subcommand)]
+        action: cli_links::LinksAction,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Token { action } => cli_token::run(&config, &action),
         Command::Digest { action } => cli_digest::run(&config, &action),
+        Command::Links { action } => cli_links::run(&config, &action),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,28 @@
+//! Secure links: inbound mail's links rewritten to `https://<links.host>/l/<token>`
+//! and checked again when they are clicked. This crate has the part that exists
+//! so far: the signed token that a rewritten link carries ([`token`]), the key
+//! ring that signs and verifies it, kept in the data folder ([`keys`]), and the
+//! `[links]` configuration section ([`LinksConfig`]). Rewriting messages and the
+//! click-time redirector are to come.
+//!
+//! Standards: RFC 2104 (HMAC, with SHA-256), RFC 4648 §5 (base64url, no padding)
+//! for the token's text, RFC 3986 for the URLs it carries (absolute `http` and
+//! `https` only; non-ASCII, as in an IRI, is kept as UTF-8).
+//!
+//! Security posture: the token is the only thing a clicker sends, so it is
+//! treated as hostile. Its length is checked before it is decoded
+//! ([`token::MAX_TOKEN_LEN`]), its tag is checked in constant time before any
+//! field in it is believed, and a forged or altered token yields an error and
+//! no URL: the link host must never become an open redirector. A token is
+//! signed, not encrypted: whoever holds the link can read the URL and the trace
+//! id in it (the recipient appears only as a keyed hash). Keys are 32 random
+//! bytes in files of mode 0600; they are never printed or logged, and
+//! `Debug` shows only their ids.
+
+pub mod config;
+pub mod keys;
+pub mod token;
+
+pub use config::LinksConfig;
+pub use keys::{KeyError, KeyRing};
+pub use token::{sign, verify, LinkToken, TokenError};

@@ -1,0 +1,119 @@
+//! `portcullis links sign|decode|rotate-key`: the secure links' tokens. The
+//! key ring is `<data_dir>/links/keys`; these commands work on it directly,
+//! whether or not the gateway runs. `decode` only reads keys; `sign` makes
+//! the first key if there is none; `rotate-key` adds a new signing key and
+//! keeps the old ones, so links already sent keep working.
+
+use crate::config::Config;
+use anyhow::{anyhow, Context, Result};
+use portcullis_links::{token, KeyRing, LinkToken};
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LinksAction {
+    /// Print what a rewritten link stands for, after checking its signature.
+    Decode {
+        /// The rewritten link (https://HOST/l/TOKEN) or the token alone.
+        link: String,
+    },
+    /// Make a rewritten link for a URL (for administrators and tests).
+    Sign {
+        /// The original URL (absolute http or https).
+        url: String,
+        /// The trace id of the message the link is in.
+        #[arg(long)]
+        message: String,
+        /// The recipient the link is for.
+        #[arg(long)]
+        recipient: String,
+        /// The link host; default `links.host` from the configuration.
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Add a new signing key; the old keys still verify.
+    RotateKey,
+}
+
+pub fn run(config: &Config, action: &LinksAction) -> Result<ExitCode> {
+    let dir = KeyRing::dir_in(&config.server.data_dir);
+    match action {
+        LinksAction::Decode { link } => {
+            let ring = KeyRing::load_existing(&dir)?;
+            let t = token::verify(&ring, token::token_in(link))
+                .map_err(|e| anyhow!("not a valid link: {e}"))?;
+            println!("url: {}", t.url);
+            println!("message: {}", t.message);
+            println!("issued: {} ({})", issued(t.issued_at), t.issued_at);
+            println!("key: {}", t.key_id);
+            let hash: String = t
+                .recipient_hash
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            println!("recipient hash: {hash}");
+        }
+        LinksAction::Sign {
+            url,
+            message,
+            recipient,
+            host,
+        } => {
+            let host = host
+                .as_deref()
+                .or(config.links.host.as_deref())
+                .ok_or_else(|| anyhow!("no link host: set links.host or pass --host"))?;
+            let check = portcullis_links::LinksConfig {
+                host: Some(host.to_string()),
+                ..Default::default()
+            };
+            check.validate().map_err(|e| anyhow!("--host: {e}"))?;
+            let ring = KeyRing::load_or_create(&dir)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("the clock is before 1970")?
+                .as_secs() as i64;
+            let t = LinkToken::new(&ring, url, message, recipient, now)?;
+            let text = token::sign(&ring, &t).map_err(|e| anyhow!("cannot sign {url:?}: {e}"))?;
+            println!("https://{}/l/{text}", host.trim_end_matches('.'));
+        }
+        LinksAction::RotateKey => {
+            let mut ring = KeyRing::load(&dir)?;
+            let id = ring.rotate()?;
+            println!("key {id} now signs new links; keys {:?} verify", ring.ids());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Unix seconds as an RFC 3339 UTC time (the proleptic Gregorian calendar,
+/// by Howard Hinnant's days-to-civil algorithm).
+fn issued(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn issue_times_read_as_utc() {
+        assert_eq!(super::issued(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::issued(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::issued(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(super::issued(-1), "1969-12-31T23:59:59Z");
+    }
+}
