@@ -170,3 +170,29 @@ fn decode_makes_no_keys_and_sign_refuses_what_it_cannot_sign() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a configuration error");
 }
+
+#[test]
+fn turning_on_rewriting_that_does_not_exist_yet_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n[links]\nenabled = true\nhost = \"links.example.test\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["links", "rotate-key"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not available in this version"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
