@@ -446,57 +446,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{EventKind, ScanSymbol};
+
     use crate::ReleaseStatus;
 
     const ALL: DigestAudience = DigestAudience::Everyone;
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("trace.db")).unwrap();
-        (dir, store)
-    }
+    use crate::testing::store;
 
     fn hold(store: &Store, id: &str, rcpts: &[&str], expires_at: i64) {
-        let recipients: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
-        store.record(
-            id,
-            EventKind::Received {
-                client_ip: "192.0.2.1".into(),
-                helo: None,
-                tls: None,
-                auth_user: None,
-                mail_from: "spammer@example.net".into(),
-                recipients: recipients.clone(),
-                size: 100,
-                message_id: None,
-                subject: Some(format!("offer {id}")),
-                reply: "250".into(),
-            },
-        );
-        store.record(
-            id,
-            EventKind::Scanned {
-                score: 9.0,
-                category: "spam".into(),
-                action: "quarantine".into(),
-                symbols: vec![ScanSymbol {
-                    name: "RULE".into(),
-                    score: 9.0,
-                    detail: String::new(),
-                }],
-                elapsed_us: 1,
-            },
-        );
-        store.record(
-            id,
-            EventKind::Quarantined {
-                recipients,
-                reason: "RULE".into(),
-                expires_at: Some(expires_at),
-            },
-        );
-        store.flush().unwrap();
+        crate::testing::hold(store, id, rcpts, "RULE", expires_at);
     }
 
     fn keys(c: &[DigestCandidate]) -> Vec<(String, String, bool, bool)> {

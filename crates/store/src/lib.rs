@@ -21,6 +21,8 @@ pub mod digest;
 pub mod held;
 mod models;
 mod schema;
+#[cfg(test)]
+mod testing;
 pub mod trace;
 
 pub use held::{AuditEntry, Changed, HeldEntry, HeldQuery, ReleaseStatus};
