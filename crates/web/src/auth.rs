@@ -374,6 +374,21 @@ pub struct Staff(pub Identity);
 /// Admin only.
 pub struct Admin(pub Identity);
 
+/// The identity of a request whose role is at least `role`.
+async fn at_least(
+    parts: &mut axum::http::request::Parts,
+    app: &App,
+    role: Role,
+) -> Result<Identity, Denied> {
+    use axum::extract::FromRequestParts;
+    let who = Identity::from_request_parts(parts, app).await?;
+    if who.at_least(role) {
+        Ok(who)
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
 impl axum::extract::FromRequestParts<App> for Staff {
     type Rejection = Denied;
 
@@ -381,12 +396,7 @@ impl axum::extract::FromRequestParts<App> for Staff {
         parts: &mut axum::http::request::Parts,
         app: &App,
     ) -> Result<Self, Denied> {
-        let who = Identity::from_request_parts(parts, app).await?;
-        if who.at_least(Role::Helpdesk) {
-            Ok(Staff(who))
-        } else {
-            Err(Denied::Forbidden)
-        }
+        at_least(parts, app, Role::Helpdesk).await.map(Staff)
     }
 }
 
@@ -397,12 +407,7 @@ impl axum::extract::FromRequestParts<App> for Admin {
         parts: &mut axum::http::request::Parts,
         app: &App,
     ) -> Result<Self, Denied> {
-        let who = Identity::from_request_parts(parts, app).await?;
-        if who.at_least(Role::Admin) {
-            Ok(Admin(who))
-        } else {
-            Err(Denied::Forbidden)
-        }
+        at_least(parts, app, Role::Admin).await.map(Admin)
     }
 }
 
