@@ -1,9 +1,10 @@
 //! Secure links: inbound mail's links rewritten to `https://<links.host>/l/<token>`
 //! and checked again when they are clicked. This crate has the part that exists
 //! so far: the signed token that a rewritten link carries ([`token`]), the key
-//! ring that signs and verifies it, kept in the data folder ([`keys`]), and the
-//! `[links]` configuration section ([`LinksConfig`]). Rewriting messages and the
-//! click-time redirector are to come.
+//! ring that signs and verifies it, kept in the data folder ([`keys`]), the
+//! `[links]` configuration section ([`LinksConfig`]), and the rewriting of a
+//! message's links ([`rewrite()`]), which the gateway does not call yet. Applying
+//! it to mail and the click-time redirector are to come.
 //!
 //! Standards: RFC 2104 (HMAC, with SHA-256), RFC 4648 §5 (base64url, no padding)
 //! for the token's text, RFC 3986 for the URLs it carries (absolute `http` and
@@ -21,8 +22,10 @@
 
 pub mod config;
 pub mod keys;
+pub mod rewrite;
 pub mod token;
 
 pub use config::LinksConfig;
 pub use keys::{KeyError, KeyRing};
+pub use rewrite::{rewrite, Rewrite, RewriteError, Rewritten};
 pub use token::{sign, verify, LinkToken, TokenError};
