@@ -419,11 +419,15 @@ fn nothing_is_purged_before_a_digest_listed_it_as_expiring_and_pinned_or_extende
         set_expiry(&gw, id, now_ms() - 60_000);
     }
     gw.spawn();
+    // Status first, then the audit line, then the stored file goes: wait for
+    // the last step.
     common::wait_until("the purge at start", Duration::from_secs(30), || {
-        status(&gw, &purged).0 == "expired"
+        status(&gw, &purged).0 == "expired" && !file(&purged).exists()
     });
-    assert!(!file(&purged).exists());
-    assert!(events(&gw, &purged).contains(&"purged".to_string()));
+    // The trace's writer records the event a moment after the status changed.
+    common::wait_until("the purge in the trace", Duration::from_secs(10), || {
+        events(&gw, &purged).contains(&"purged".to_string())
+    });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(status(&gw, &pinned).0, "held");
     assert_eq!(status(&gw, &extended).0, "held");
