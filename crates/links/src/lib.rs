@@ -3,8 +3,10 @@
 //! so far: the signed token that a rewritten link carries ([`token`]), the key
 //! ring that signs and verifies it, kept in the data folder ([`keys`]), the
 //! `[links]` configuration section ([`LinksConfig`]), and the rewriting of a
-//! message's links ([`rewrite()`]), which the gateway does not call yet. Applying
-//! it to mail and the click-time redirector are to come.
+//! message's links ([`rewrite()`]), which the gateway does not call yet, and
+//! the click-time check of a link's URL ([`click::judge`]), which the HTTP
+//! listener's redirector (`/l/<token>`) applies. Applying the rewriting to mail
+//! is to come.
 //!
 //! Standards: RFC 2104 (HMAC, with SHA-256), RFC 4648 §5 (base64url, no padding)
 //! for the token's text, RFC 3986 for the URLs it carries (absolute `http` and
@@ -20,11 +22,13 @@
 //! bytes in files of mode 0600; they are never printed or logged, and
 //! `Debug` shows only their ids.
 
+pub mod click;
 pub mod config;
 pub mod keys;
 pub mod rewrite;
 pub mod token;
 
+pub use click::{judge, ClickLists, ClickVerdict};
 pub use config::LinksConfig;
 pub use keys::{KeyError, KeyRing};
 pub use rewrite::{rewrite, Rewrite, RewriteError, Rewritten};

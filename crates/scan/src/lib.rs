@@ -271,6 +271,57 @@ impl Scanner {
     }
 }
 
+/// Where a URL's host stands on the `[scan.links]` lists (a domain covers its
+/// subdomains; when both lists match, the longer entry wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    Allowed,
+    /// Under this entry of the block list.
+    Blocked {
+        entry: String,
+    },
+    Unlisted,
+}
+
+/// What the link checks say about one URL on its own (see [`check_url`]).
+#[derive(Debug, Clone)]
+pub struct UrlCheck {
+    /// The host as the browser goes to it (ASCII, lower case).
+    pub host: String,
+    pub listing: Listing,
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl UrlCheck {
+    /// The per-URL link symbols that fire, with the configured weights
+    /// (`LINK_BLOCKLISTED` is not among them: see [`UrlCheck::listing`]).
+    pub fn symbols(&self, config: &ScanConfig) -> Vec<Symbol> {
+        self.findings
+            .iter()
+            .map(|f| Symbol {
+                name: f.name.to_string(),
+                score: config
+                    .weights
+                    .get(f.name.as_ref())
+                    .copied()
+                    .unwrap_or(f.default_score),
+                detail: f.detail.clone(),
+                category: f.category,
+            })
+            .collect()
+    }
+}
+
+/// Judges one URL out of any message, for the secure links' click-time
+/// check: the block and allow lists, and the link checks that look at a URL
+/// alone (IP hosts, lookalikes of own domains and brands, deceptive IDN,
+/// userinfo, escaped hosts, unusual ports, shorteners), as for a link in HTML.
+/// Links to own domains and allow-listed ones yield no symbols. `None` when
+/// the URL cannot be read as a web address.
+pub fn check_url(config: &ScanConfig, url: &str) -> Option<UrlCheck> {
+    checks::links::check_one(config, url)
+}
+
 /// The Message-ID of a raw message, without angle brackets, if it has one.
 pub fn message_id(raw: &[u8]) -> Option<String> {
     mail_parser::MessageParser::default()

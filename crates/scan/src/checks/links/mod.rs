@@ -426,6 +426,46 @@ pub(crate) fn check(view: &View<'_>) -> Vec<Finding> {
     tally.findings()
 }
 
+/// What the checks say about one URL on its own, out of any message: the
+/// lists, and the per-URL checks as for a link in HTML (the checks that
+/// compare a link with its text or the sender have nothing to compare).
+/// `None` when the URL cannot be read as a web address.
+pub(crate) fn check_one(config: &crate::ScanConfig, written: &str) -> Option<crate::UrlCheck> {
+    let url = normalise::normalise(written)?;
+    let envelope = crate::Envelope::default();
+    let view = View {
+        raw: b"",
+        parsed: None,
+        envelope: &envelope,
+        config,
+    };
+    let ctx = Context::new(&view);
+    let host = url.host.ascii();
+    let listing = match ctx.listed(&host) {
+        Listed::Allowed => crate::Listing::Allowed,
+        Listed::Blocked(entry) => crate::Listing::Blocked { entry },
+        Listed::Neither => crate::Listing::Unlisted,
+    };
+    let link = Link {
+        origin: Origin::Href,
+        written: extract::truncate(written, 200).to_string(),
+        anchor: None,
+        url,
+    };
+    let mut tally = Tally::default();
+    judge(&ctx, &link, &mut tally, &mut HashSet::new());
+    let findings = tally
+        .findings()
+        .into_iter()
+        .filter(|f| f.name != Sym::Blocklisted.meta().0)
+        .collect();
+    Some(crate::UrlCheck {
+        host,
+        listing,
+        findings,
+    })
+}
+
 /// Adds what one link shows to the tally.
 fn judge(ctx: &Context<'_>, link: &Link, tally: &mut Tally, compared: &mut HashSet<String>) {
     let url = &link.url;
