@@ -1,12 +1,16 @@
-//! `portcullis links sign|decode|rotate-key`: the secure links' tokens. The
-//! key ring is `<data_dir>/links/keys`; these commands work on it directly,
-//! whether or not the gateway runs. `decode` only reads keys; `sign` makes
-//! the first key if there is none; `rotate-key` adds a new signing key and
-//! keeps the old ones, so links already sent keep working.
+//! `portcullis links sign|decode|rotate-key|check`: the secure links' tokens
+//! and the click-time check. The key ring is `<data_dir>/links/keys`; these
+//! commands work on it directly, whether or not the gateway runs. `decode`
+//! only reads keys; `sign` makes the first key if there is none; `rotate-key`
+//! adds a new signing key and keeps the old ones, so links already sent keep
+//! working. `check` needs no key: it judges a URL as the redirector would
+//! now, with the configuration's `[scan]` lists and own domains, and says so
+//! in its exit status: 0 allow, 3 warn, 4 block (1 is a failure and 2 a
+//! configuration error, as for every command).
 
 use crate::config::Config;
 use anyhow::{anyhow, Context, Result};
-use portcullis_links::{token, KeyRing, LinkToken};
+use portcullis_links::{judge, token, ClickLists, ClickVerdict, KeyRing, LinkToken};
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand, Debug)]
@@ -32,7 +36,18 @@ pub enum LinksAction {
     },
     /// Add a new signing key; the old keys still verify.
     RotateKey,
+    /// Print what a click on a link to URL gets today: allow (exit 0), warn
+    /// (exit 3) or block (exit 4).
+    Check {
+        /// The URL.
+        url: String,
+    },
 }
+
+/// `links check`'s exit status for a warning.
+pub const EXIT_WARN: u8 = 3;
+/// `links check`'s exit status for a block.
+pub const EXIT_BLOCK: u8 = 4;
 
 pub fn run(config: &Config, action: &LinksAction) -> Result<ExitCode> {
     let dir = KeyRing::dir_in(&config.server.data_dir);
@@ -75,6 +90,23 @@ pub fn run(config: &Config, action: &LinksAction) -> Result<ExitCode> {
             let t = LinkToken::new(&ring, url, message, recipient, now)?;
             let text = token::sign(&ring, &t).map_err(|e| anyhow!("cannot sign {url:?}: {e}"))?;
             println!("https://{}/l/{text}", host.trim_end_matches('.'));
+        }
+        LinksAction::Check { url } => {
+            let lists = ClickLists::new(config.scan_config());
+            return Ok(match judge(url, &lists) {
+                ClickVerdict::Allow => {
+                    println!("allow: {url}");
+                    ExitCode::SUCCESS
+                }
+                ClickVerdict::Warn { reason } => {
+                    println!("warn: {url}: {reason}");
+                    ExitCode::from(EXIT_WARN)
+                }
+                ClickVerdict::Block { reason, .. } => {
+                    println!("block: {url}: {reason}");
+                    ExitCode::from(EXIT_BLOCK)
+                }
+            });
         }
         LinksAction::RotateKey => {
             let mut ring = KeyRing::load(&dir)?;

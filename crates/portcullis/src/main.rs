@@ -98,7 +98,8 @@ enum Command {
         #[command(subcommand)]
         action: cli_token::TokenAction,
     },
-    /// Secure links: make, read and re-key the signed tokens of rewritten links.
+    /// Secure links: make, read and re-key the signed tokens of rewritten links;
+    /// check a URL as a click would be now.
     Links {
         #[command(subcommand)]
         action: cli_links::LinksAction,

@@ -138,6 +138,9 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         queue.clone(),
         quarantine.clone(),
     );
+    let link_dir = portcullis_links::KeyRing::dir_in(data);
+    let link_keys = portcullis_links::KeyRing::load_or_create(&link_dir)
+        .with_context(|| format!("cannot make the link key ring {}", link_dir.display()))?;
     let web_scanner = scanner.clone();
     let gateway = Gateway::new(
         policy,
@@ -173,6 +176,8 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
             release_policy: config.quarantine.release_policy.clone(),
             digests,
             scanner: web_scanner,
+            link_keys,
+            click_lists: portcullis_links::ClickLists::new(config.scan_config()),
         },
         stop_rx.clone(),
     ));

@@ -17,6 +17,7 @@
 //! queue of events applies back-pressure instead of growing without bound.
 
 pub mod access;
+pub mod clicks;
 pub mod digest;
 pub mod held;
 mod models;
@@ -25,6 +26,7 @@ mod schema;
 mod testing;
 pub mod trace;
 
+pub use clicks::Click;
 pub use held::{AuditEntry, Changed, HeldEntry, HeldQuery, ReleaseStatus};
 
 pub use trace::{

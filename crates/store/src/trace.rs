@@ -203,6 +203,16 @@ pub enum EventKind {
         recipients: Vec<String>,
         reason: String,
     },
+    /// A secure link of the message was clicked (`/l/<token>`).
+    Clicked {
+        url: String,
+        /// `allow`, `warn` or `block`: what the click-time check said; or
+        /// `continued`: the clicker went on past a warning.
+        verdict: String,
+        /// The keyed hash of the recipient the link was made for, in hex.
+        recipient_hash: String,
+        client_ip: String,
+    },
 }
 
 /// One symbol of a stored verdict.
@@ -229,6 +239,7 @@ impl EventKind {
             EventKind::ReleaseRequested { .. } => "release_requested",
             EventKind::ReleaseDenied { .. } => "release_denied",
             EventKind::Purged { .. } => "purged",
+            EventKind::Clicked { .. } => "clicked",
         }
     }
 }
@@ -732,7 +743,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreErro
         EventKind::DsnQueued { .. }
         | EventKind::RetryRequested
         | EventKind::ReleaseRequested { .. }
-        | EventKind::ReleaseDenied { .. } => {}
+        | EventKind::ReleaseDenied { .. }
+        | EventKind::Clicked { .. } => {}
     }
     Ok(())
 }

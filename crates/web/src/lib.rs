@@ -5,7 +5,9 @@
 //! `DELETE /api/queue/{id}`) and the quarantine (`quarantine_api`: list, show,
 //! release, delete). The links of quarantine digests (`links`: `/q/{token}`,
 //! the signed token is the credential) and retention and digest sending for
-//! administrators (`digest_api`: extend, pin, send now).
+//! administrators (`digest_api`: extend, pin, send now). The secure links'
+//! redirector (`redirect`: `/l/{token}`, checked at click time) and the
+//! clicks on a URL for administrators (`GET /api/links/clicks?url=`).
 //!
 //! Standards: RFC 9110 (HTTP semantics), RFC 8259 (JSON), the Prometheus text
 //! exposition format 0.0.4.
@@ -23,6 +25,7 @@ mod console;
 mod digest_api;
 mod links;
 mod quarantine_api;
+mod redirect;
 mod senders_api;
 
 pub use auth::{Access, Account, Accounts, LocalAccounts};
@@ -51,6 +54,8 @@ struct App {
     policy: Arc<ReleasePolicy>,
     digests: portcullis_digest::Digests,
     scanner: Arc<portcullis_scan::Scanner>,
+    link_keys: Arc<portcullis_links::KeyRing>,
+    click_lists: Arc<portcullis_links::ClickLists>,
 }
 
 /// What the HTTP listener serves from.
@@ -64,6 +69,10 @@ pub struct Services {
     pub digests: portcullis_digest::Digests,
     /// The gateway's scanner, for re-scanning held mail.
     pub scanner: Arc<portcullis_scan::Scanner>,
+    /// The secure links' key ring, to verify `/l/` tokens.
+    pub link_keys: portcullis_links::KeyRing,
+    /// What `/l/` links are judged with at click time.
+    pub click_lists: portcullis_links::ClickLists,
 }
 
 /// Builds the router.
@@ -104,6 +113,11 @@ pub fn router(services: Services) -> Router {
         .route("/api/digest/send", post(digest_api::send))
         .route("/q/{token}", get(links::show).post(links::press))
         .route(
+            "/l/{token}",
+            get(redirect::follow).post(redirect::continue_anyway),
+        )
+        .route("/api/links/clicks", get(link_clicks))
+        .route(
             "/api/senders",
             get(senders_api::list).post(senders_api::set),
         )
@@ -120,6 +134,8 @@ pub fn router(services: Services) -> Router {
             policy: Arc::new(services.release_policy),
             digests: services.digests,
             scanner: services.scanner,
+            link_keys: Arc::new(services.link_keys),
+            click_lists: Arc::new(services.click_lists),
         })
 }
 
@@ -155,6 +171,31 @@ async fn audit_log(State(app): State<App>, _: Admin, Query(p): Query<AuditParams
     let limit = p.limit.unwrap_or(100);
     match tokio::task::spawn_blocking(move || store.audit_log(limit)).await {
         Ok(Ok(entries)) => Json(serde_json::json!({ "audit": entries })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ClicksParams {
+    url: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/links/clicks?url=URL&limit=N`: who clicked secure links to
+/// exactly this URL, newest first, at most 1,000 (admin only).
+async fn link_clicks(State(app): State<App>, _: Admin, Query(p): Query<ClicksParams>) -> Response {
+    let Some(url) = p.url.filter(|u| !u.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "url: the URL whose clicks to list");
+    };
+    let limit = p
+        .limit
+        .unwrap_or(portcullis_store::clicks::MAX_CLICKS)
+        .min(portcullis_store::clicks::MAX_CLICKS);
+    let store = app.store.clone();
+    let u = url.clone();
+    match tokio::task::spawn_blocking(move || store.clicks(&u, limit)).await {
+        Ok(Ok(clicks)) => Json(serde_json::json!({ "url": url, "clicks": clicks })).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }

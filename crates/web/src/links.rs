@@ -33,7 +33,7 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 's
 frame-ancestors 'none'; base-uri 'none'";
 
 /// A whole page with the security headers.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -61,7 +61,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
-fn p(text: &str) -> String {
+pub(crate) fn p(text: &str) -> String {
     format!("<p>{}</p>", html_escape(text))
 }
 
