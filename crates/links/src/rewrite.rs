@@ -436,7 +436,7 @@ impl Walk<'_, '_> {
                 }
             });
             for (start, end) in hrefs {
-                let value = decode_entities(&b[start..end]);
+                let value = portcullis_scan::decode_html_references(&b[start..end]);
                 let value: Vec<u8> = value
                     .trim_ascii()
                     .iter()
@@ -776,90 +776,6 @@ fn skip_raw_text(b: &[u8], from: usize, name: &[u8]) -> usize {
         i = at;
     }
     b.len()
-}
-
-/// Decodes HTML character references in an attribute value: numeric ones
-/// and the named ones that appear in URLs; others stay as written.
-fn decode_entities(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'&' {
-            if let Some((c, used)) = parse_reference(&b[i + 1..]) {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                i += 1 + used;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-/// One character reference after its `&`: the character and the bytes used.
-fn parse_reference(b: &[u8]) -> Option<(char, usize)> {
-    if b.first() == Some(&b'#') {
-        let (hex, start) = match b.get(1) {
-            Some(b'x' | b'X') => (true, 2),
-            _ => (false, 1),
-        };
-        let digits = b[start..]
-            .iter()
-            .take(9)
-            .take_while(|c| {
-                if hex {
-                    c.is_ascii_hexdigit()
-                } else {
-                    c.is_ascii_digit()
-                }
-            })
-            .count();
-        if digits == 0 || digits > 8 {
-            return None;
-        }
-        let text = std::str::from_utf8(&b[start..start + digits]).ok()?;
-        let n = u32::from_str_radix(text, if hex { 16 } else { 10 }).ok()?;
-        let c = char::from_u32(n)
-            .filter(|&c| c != '\0')
-            .unwrap_or('\u{fffd}');
-        let mut used = start + digits;
-        if b.get(used) == Some(&b';') {
-            used += 1;
-        }
-        return Some((c, used));
-    }
-    let name_len = b
-        .iter()
-        .take(9)
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .count();
-    if b.get(name_len) != Some(&b';') {
-        return None;
-    }
-    let c = match &b[..name_len] {
-        b"amp" | b"AMP" => '&',
-        b"lt" | b"LT" => '<',
-        b"gt" | b"GT" => '>',
-        b"quot" | b"QUOT" => '"',
-        b"apos" => '\'',
-        b"nbsp" => '\u{a0}',
-        b"colon" => ':',
-        b"sol" => '/',
-        b"bsol" => '\\',
-        b"period" => '.',
-        b"commat" => '@',
-        b"quest" => '?',
-        b"equals" => '=',
-        b"num" => '#',
-        b"percnt" => '%',
-        b"lpar" => '(',
-        b"rpar" => ')',
-        b"shy" => '\u{ad}',
-        _ => return None,
-    };
-    Some((c, name_len + 1))
 }
 
 fn hex_value(c: u8) -> Option<u8> {

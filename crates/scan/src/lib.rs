@@ -312,6 +312,13 @@ impl UrlCheck {
     }
 }
 
+/// Decodes the HTML character references of an attribute value (every
+/// numeric one and the named ones that appear in URLs), as the link checks
+/// read `href`s; other bytes, in any charset, stay as they are.
+pub fn decode_html_references(value: &[u8]) -> Vec<u8> {
+    checks::links::extract::decode_entities_bytes(value)
+}
+
 /// Judges one URL out of any message, for the secure links' click-time
 /// check: the block and allow lists, and the link checks that look at a URL
 /// alone (IP hosts, lookalikes of own domains and brands, deceptive IDN,

@@ -204,6 +204,26 @@ pub(crate) fn decode_entities(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`decode_entities`] over bytes in any charset (an attribute value as it
+/// stands in a part): references become UTF-8, every other byte stays.
+pub(crate) fn decode_entities_bytes(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'&' {
+            if let Some((c, used)) = parse_reference(&b[i + 1..]) {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 1 + used;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Parses one character reference after its `&`: the character and the bytes
 /// used (the `;` included when present).
 fn parse_reference(b: &[u8]) -> Option<(char, usize)> {
