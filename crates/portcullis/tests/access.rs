@@ -6,23 +6,14 @@
 //! lockout after failed sign-ins.
 
 mod common;
-use common::{Gateway, Sink, BIN};
+use common::{Gateway, Sink};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 
 const PASSWORD: &str = "correct horse battery staple";
 
 fn hash() -> String {
-    let mut child = Command::new(BIN)
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hash-password");
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::password_hash(PASSWORD)
 }
 
 /// A gateway where loopback is not trusted, with two users, a helpdesk and

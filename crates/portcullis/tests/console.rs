@@ -13,60 +13,13 @@
 //! hint: `scripts/install-peers.sh`.
 
 mod common;
-use common::{Gateway, Sink, BIN};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use common::{browser_tools, repo, Gateway, Sink, CHROMIUM};
+use std::process::Command;
 
 const PASSWORD: &str = "correct horse battery staple";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// node, chromium and playwright-core, or a failure that says how to get them.
-fn browser_tools() -> PathBuf {
-    let node = ["/usr/bin/node", "/usr/local/bin/node"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    let folder = repo().join("tests/browser");
-    let mut missing = Vec::new();
-    if node.is_none() {
-        missing.push("node (Debian's nodejs)".to_string());
-    }
-    if !Path::new(CHROMIUM).exists() {
-        missing.push(format!("{CHROMIUM} (Debian's chromium)"));
-    }
-    if !folder
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        missing.push(format!(
-            "playwright-core in {}/node_modules",
-            folder.display()
-        ));
-    }
-    assert!(
-        missing.is_empty(),
-        "the browser test cannot run: missing {}. Run scripts/install-peers.sh \
-         (it installs chromium and nodejs and runs npm ci in tests/browser)",
-        missing.join(", ")
-    );
-    node.unwrap()
-}
 
 fn hash() -> String {
-    let mut child = Command::new(BIN)
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hash-password");
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::password_hash(PASSWORD)
 }
 
 /// Sends a multipart message (text with a link, a small attachment) and waits

@@ -12,54 +12,16 @@
 //! hint: `scripts/install-peers.sh`.
 
 mod common;
-use common::{wait_until, Gateway, Sink};
+use common::{browser_tools, repo, wait_until, Gateway, Sink, CHROMIUM};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const MARKER: &str = "Portcullis redirector target reached";
 const BLOCKED_DOMAIN: &str = "evil.example";
 const BLOCKED: &str = "https://login.evil.example/reset";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// node, chromium and playwright-core, or a failure that says how to get them.
-fn browser_tools() -> PathBuf {
-    let node = ["/usr/bin/node", "/usr/local/bin/node"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    let folder = repo().join("tests/browser");
-    let mut missing = Vec::new();
-    if node.is_none() {
-        missing.push("node (Debian's nodejs)".to_string());
-    }
-    if !Path::new(CHROMIUM).exists() {
-        missing.push(format!("{CHROMIUM} (Debian's chromium)"));
-    }
-    if !folder
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        missing.push(format!(
-            "playwright-core in {}/node_modules",
-            folder.display()
-        ));
-    }
-    assert!(
-        missing.is_empty(),
-        "the browser test cannot run: missing {}. Run scripts/install-peers.sh \
-         (it installs chromium and nodejs and runs npm ci in tests/browser)",
-        missing.join(", ")
-    );
-    node.unwrap()
-}
 
 /// The link's target: a small HTTP server on loopback that answers every
 /// request with a page showing [`MARKER`] and notes each request line.

@@ -814,3 +814,57 @@ pub fn tls_cmd(tls: &mut TlsStream, line: &str) -> String {
         }
     }
 }
+
+/// Debian's chromium, which the browser tests drive through playwright-core.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The repository's top folder.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// node, chromium and playwright-core (in `tests/browser`), or a failure that
+/// says how to get them. Returns node's path.
+pub fn browser_tools() -> PathBuf {
+    let node = ["/usr/bin/node", "/usr/local/bin/node"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let folder = repo().join("tests/browser");
+    let mut missing = Vec::new();
+    if node.is_none() {
+        missing.push("node (Debian's nodejs)".to_string());
+    }
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (Debian's chromium)"));
+    }
+    if !folder
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        missing.push(format!(
+            "playwright-core in {}/node_modules",
+            folder.display()
+        ));
+    }
+    assert!(
+        missing.is_empty(),
+        "the browser test cannot run: missing {}. Run scripts/install-peers.sh \
+         (it installs chromium and nodejs and runs npm ci in tests/browser)",
+        missing.join(", ")
+    );
+    node.expect("checked above")
+}
+
+/// The argon2 hash of `password`, as `portcullis hash-password` makes it.
+pub fn password_hash(password: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hash-password");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write");
+    let out = child.wait_with_output().expect("hash-password ran");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
