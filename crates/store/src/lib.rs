@@ -26,7 +26,7 @@ mod schema;
 mod testing;
 pub mod trace;
 
-pub use clicks::Click;
+pub use clicks::{Click, LinkDelivery, LinkFilter};
 pub use held::{AuditEntry, Changed, HeldEntry, HeldQuery, ReleaseStatus};
 
 pub use trace::{

@@ -113,6 +113,29 @@ CREATE TABLE IF NOT EXISTS digest_state (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+-- Secure links (clicks.rs): which message carried which original URL behind
+-- its secure links, and every click, both by URL and by host, so that a URL or
+-- domain that turns bad leads to who received it and who followed it.
+CREATE TABLE IF NOT EXISTS link_urls (
+    url     TEXT NOT NULL,
+    host    TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (url, message)
+);
+CREATE INDEX IF NOT EXISTS link_urls_host ON link_urls(host);
+CREATE TABLE IF NOT EXISTS link_clicks (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    url            TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    message        TEXT NOT NULL,
+    at             INTEGER NOT NULL,
+    verdict        TEXT NOT NULL,
+    recipient_hash TEXT NOT NULL,
+    client_ip      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS link_clicks_url ON link_clicks(url);
+CREATE INDEX IF NOT EXISTS link_clicks_host ON link_clicks(host);
 ";
 
 /// Columns added after the first release, added to older databases at open.

@@ -213,6 +213,21 @@ pub enum EventKind {
         recipient_hash: String,
         client_ip: String,
     },
+    /// The message's links were rewritten into secure links on its way in.
+    LinksRewritten {
+        /// Links replaced by a secure link.
+        rewritten: usize,
+        /// Of those, links another vendor had wrapped, unwrapped first.
+        unwrapped: usize,
+        /// http(s) links left as they were on purpose.
+        kept: usize,
+        /// The distinct original URLs behind the secure links (at most
+        /// [`crate::clicks::MAX_URLS_PER_MESSAGE`]), so that "who received
+        /// this URL" can be answered when it turns bad.
+        urls: Vec<String>,
+        /// Whether an ARC set was added after the change.
+        arc_sealed: bool,
+    },
 }
 
 /// One symbol of a stored verdict.
@@ -240,6 +255,7 @@ impl EventKind {
             EventKind::ReleaseDenied { .. } => "release_denied",
             EventKind::Purged { .. } => "purged",
             EventKind::Clicked { .. } => "clicked",
+            EventKind::LinksRewritten { .. } => "links_rewritten",
         }
     }
 }
@@ -743,8 +759,16 @@ fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreErro
         EventKind::DsnQueued { .. }
         | EventKind::RetryRequested
         | EventKind::ReleaseRequested { .. }
-        | EventKind::ReleaseDenied { .. }
-        | EventKind::Clicked { .. } => {}
+        | EventKind::ReleaseDenied { .. } => {}
+        EventKind::Clicked {
+            url,
+            verdict,
+            recipient_hash,
+            client_ip,
+        } => crate::clicks::index_click(tx, e, url, verdict, recipient_hash, client_ip)?,
+        EventKind::LinksRewritten { urls, .. } => {
+            crate::clicks::index_urls(tx, &e.message, urls, e.at)?
+        }
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis_quarantine::{Quarantine, ReleasePolicy};
 use portcullis_queue::Queue;
-use portcullis_store::{MessageQuery, MessageStatus, Store};
+use portcullis_store::{LinkFilter, MessageQuery, MessageStatus, Store};
 use prometheus::{Encoder, IntGauge, TextEncoder};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -117,6 +117,7 @@ pub fn router(services: Services) -> Router {
             get(redirect::follow).post(redirect::continue_anyway),
         )
         .route("/api/links/clicks", get(link_clicks))
+        .route("/api/links/exposure", get(link_exposure))
         .route(
             "/api/senders",
             get(senders_api::list).post(senders_api::set),
@@ -177,25 +178,75 @@ async fn audit_log(State(app): State<App>, _: Admin, Query(p): Query<AuditParams
 }
 
 #[derive(Deserialize)]
-struct ClicksParams {
+struct LinkParams {
     url: Option<String>,
+    domain: Option<String>,
     limit: Option<usize>,
 }
 
-/// `GET /api/links/clicks?url=URL&limit=N`: who clicked secure links to
-/// exactly this URL, newest first, at most 1,000 (admin only).
-async fn link_clicks(State(app): State<App>, _: Admin, Query(p): Query<ClicksParams>) -> Response {
-    let Some(url) = p.url.filter(|u| !u.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "url: the URL whose clicks to list");
+impl LinkParams {
+    /// Exactly one of `url` and `domain`, and the limit (at most 1,000).
+    fn filter(self) -> Result<(LinkFilter, usize), &'static str> {
+        let limit = self
+            .limit
+            .unwrap_or(portcullis_store::clicks::MAX_CLICKS)
+            .min(portcullis_store::clicks::MAX_CLICKS);
+        match (
+            self.url.filter(|u| !u.is_empty()),
+            self.domain.filter(|d| !d.is_empty()),
+        ) {
+            (Some(url), None) => Ok((LinkFilter::Url(url), limit)),
+            (None, Some(domain)) => Ok((LinkFilter::Domain(domain), limit)),
+            _ => Err("give either url (an exact URL) or domain (a host and the names under it)"),
+        }
+    }
+}
+
+/// `GET /api/links/clicks?url=URL|domain=D&limit=N`: who clicked secure links
+/// to this URL or domain, newest first, at most 1,000 (admin only).
+async fn link_clicks(State(app): State<App>, _: Admin, Query(p): Query<LinkParams>) -> Response {
+    let (filter, limit) = match p.filter() {
+        Ok(f) => f,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    let limit = p
-        .limit
-        .unwrap_or(portcullis_store::clicks::MAX_CLICKS)
-        .min(portcullis_store::clicks::MAX_CLICKS);
     let store = app.store.clone();
-    let u = url.clone();
-    match tokio::task::spawn_blocking(move || store.clicks(&u, limit)).await {
-        Ok(Ok(clicks)) => Json(serde_json::json!({ "url": url, "clicks": clicks })).into_response(),
+    match tokio::task::spawn_blocking(move || store.clicks(&filter, limit)).await {
+        Ok(Ok(clicks)) => Json(serde_json::json!({ "clicks": clicks })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /api/links/exposure?url=URL|domain=D&limit=N`: the messages that
+/// carried this URL (or any on the domain) behind a secure link, with their
+/// recipients, and the clicks on it: what an administrator needs when a URL
+/// turns bad (admin only).
+async fn link_exposure(State(app): State<App>, _: Admin, Query(p): Query<LinkParams>) -> Response {
+    let (filter, limit) = match p.filter() {
+        Ok(f) => f,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let store = app.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        Ok::<_, portcullis_store::StoreError>((
+            store.link_deliveries(&filter, limit)?,
+            store.clicks(&filter, limit)?,
+        ))
+    })
+    .await;
+    match found {
+        Ok(Ok((received, clicks))) => {
+            let recipients: std::collections::BTreeSet<&str> = received
+                .iter()
+                .flat_map(|d| d.recipients.iter().map(String::as_str))
+                .collect();
+            Json(serde_json::json!({
+                "recipients": recipients,
+                "messages": received,
+                "clicks": clicks,
+            }))
+            .into_response()
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
