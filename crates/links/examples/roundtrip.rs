@@ -4,13 +4,16 @@
 //! original message's URLs (and not another token link), or a URL of the
 //! original message left as it was; every original URL is still there or
 //! carried by a token; the other URLs (mailto:, tel:, cid:, data:, ...) are
-//! unchanged. Prints the counts and the mean time of a rewrite.
+//! unchanged. A link another vendor wrapped (Safe Links, Proofpoint) counts
+//! as there when the URL it wraps is, in a token or bare (for a
+//! `do_not_rewrite` domain). Prints the counts and the mean time of a
+//! rewrite.
 //!
 //! cargo run --release -p portcullis-links --example roundtrip -- ~/.cache/portcullis-corpus
 
 use portcullis_links::token::{token_in, verify};
-use portcullis_links::{rewrite, KeyRing, Rewrite};
-use std::collections::BTreeSet;
+use portcullis_links::{recognise, rewrite, KeyRing, Rewrite, VendorLinks};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -67,6 +70,15 @@ fn check(
     let before = portcullis_scan::message_urls(original);
     let after = portcullis_scan::message_urls(new);
     let before_set: BTreeSet<&str> = before.iter().map(String::as_str).collect();
+    // The URLs the vendor links of the original wrap, as the scanner reads
+    // them, and the vendor link each stands for.
+    let wrapped: BTreeMap<String, String> = before
+        .iter()
+        .filter_map(|u| {
+            let (_, decoded) = recognise(u)?;
+            Some((normalised(&decoded?)?, u.clone()))
+        })
+        .collect();
     let mut present: BTreeSet<String> = BTreeSet::new();
     let link_prefix = format!("https://{HOST}/l/");
     for url in after.iter().filter(|u| is_web(u)) {
@@ -81,12 +93,18 @@ fn check(
                 *unreadable += 1;
                 continue;
             };
-            if !before_set.contains(n.as_str()) {
+            if before_set.contains(n.as_str()) {
+                present.insert(n);
+            } else if let Some(vendor_link) = wrapped.get(&n) {
+                present.insert(vendor_link.clone());
+            } else {
                 return Err(format!("token carries a URL not in the original: {n}"));
             }
-            present.insert(n);
         } else if before_set.contains(url.as_str()) {
             present.insert(url.clone());
+        } else if let Some(vendor_link) = wrapped.get(url) {
+            // Unwrapped and written bare (a do_not_rewrite domain).
+            present.insert(vendor_link.clone());
         } else {
             return Err(format!("a URL that was not in the original: {url}"));
         }
@@ -114,6 +132,7 @@ fn main() {
     let ring = KeyRing::generate();
     let keep = vec!["example.org".to_string()];
     let (mut messages, mut rewritten, mut kept, mut failures, mut errors) = (0, 0, 0, 0, 0);
+    let mut unwrapped = 0;
     let mut unreadable = 0;
     let mut spent = Duration::ZERO;
     for path in &paths {
@@ -131,6 +150,7 @@ fn main() {
             recipient: "alice@example.test",
             now: 1_795_000_000,
             do_not_rewrite: &keep,
+            vendor_links: VendorLinks::Unwrap,
         };
         let start = Instant::now();
         let result = rewrite(&raw, &ctx);
@@ -145,6 +165,7 @@ fn main() {
         };
         rewritten += r.rewritten;
         kept += r.kept;
+        unwrapped += r.unwrapped;
         if let Err(e) = check(&ring, &raw, &r.message, &mut unreadable) {
             failures += 1;
             println!("FAIL {}: {e}", path.display());
@@ -167,7 +188,7 @@ fn main() {
         0.0
     };
     println!(
-        "files {}  messages with HTML {messages}  URLs rewritten {rewritten}  kept {kept}  refused {errors}  failures {failures}  token URLs the scanner cannot read {unreadable}  mean rewrite {mean_us:.1} µs/message",
+        "files {}  messages with HTML {messages}  URLs rewritten {rewritten}  kept {kept}  vendor links unwrapped {unwrapped}  refused {errors}  failures {failures}  token URLs the scanner cannot read {unreadable}  mean rewrite {mean_us:.1} µs/message",
         paths.len()
     );
     if failures > 0 || errors > 0 {

@@ -1,23 +1,72 @@
-//! `[links]`: the secure links' settings. Only `host` is used so far (by
-//! `portcullis links sign`); the others are read and checked for the link
-//! rewriting that is to come, and change nothing yet.
+//! `[links]`: the secure links' settings: whether inbound mail's links are
+//! rewritten, the link host, what is never rewritten, and the ARC sealer's
+//! identity (the domain and selector of its DNS key record, RFC 6376 §3.6.1).
 
 use serde::Deserialize;
+use std::path::PathBuf;
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// The selector of the ARC key record when none is configured.
+pub const DEFAULT_ARC_SELECTOR: &str = "portcullis";
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LinksConfig {
-    /// Rewrite inbound links (not built yet: no effect so far).
+    /// Rewrite the links of inbound mail from external senders.
     pub enabled: bool,
     /// The host name rewritten links point to: `https://<host>/l/<token>`.
     pub host: Option<String>,
-    /// Domains whose links are left as they are (not built yet).
+    /// Domains whose links (and their subdomains') are left as they are.
     pub do_not_rewrite: Vec<String>,
-    /// Rewrite links in mail between the site's own domains too (not built yet).
+    /// Rewrite links in mail between the site's own domains too.
     pub rewrite_internal: bool,
+    /// Links other vendors wrapped: unwrapped and wrapped in ours, or kept.
+    pub vendor_links: crate::vendors::VendorLinks,
+    /// The `d=` of the ARC sets the gateway adds after rewriting: the domain
+    /// under which its key record is published. Default: the server's host
+    /// name.
+    pub arc_domain: Option<String>,
+    /// The `s=` of the ARC sets: the key record is at
+    /// `<arc_selector>._domainkey.<arc_domain>`.
+    pub arc_selector: String,
+    /// The ARC signing key (PEM, RSA). Default: generated at first start into
+    /// `<data_dir>/links/arc/<arc_selector>.key`.
+    pub arc_key: Option<PathBuf>,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            enabled: false,
+            host: None,
+            do_not_rewrite: Vec::new(),
+            rewrite_internal: false,
+            vendor_links: crate::vendors::VendorLinks::Unwrap,
+            arc_domain: None,
+            arc_selector: DEFAULT_ARC_SELECTOR.into(),
+            arc_key: None,
+        }
+    }
 }
 
 impl LinksConfig {
+    /// The ARC key file: `arc_key`, or `<data_dir>/links/arc/<selector>.key`.
+    pub fn arc_key_path(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.arc_key.clone().unwrap_or_else(|| {
+            data_dir
+                .join("links")
+                .join("arc")
+                .join(format!("{}.key", self.arc_selector))
+        })
+    }
+
+    /// The ARC sealer's domain: `arc_domain`, or the server's host name.
+    pub fn arc_domain_or<'a>(&'a self, hostname: &'a str) -> &'a str {
+        self.arc_domain
+            .as_deref()
+            .unwrap_or(hostname)
+            .trim_end_matches('.')
+    }
+
     /// Checks the values; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         match &self.host {
@@ -33,6 +82,24 @@ impl LinksConfig {
                 );
             }
             _ => {}
+        }
+        if let Some(d) = &self.arc_domain {
+            if !plausible_host(d) {
+                return Err(format!(
+                    "links.arc_domain = {d:?}: write a domain name such as example.test"
+                ));
+            }
+        }
+        let s = &self.arc_selector;
+        if s.is_empty()
+            || s.len() > 63
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "links.arc_selector = {s:?}: one DNS label of letters, digits, '-' or '_'"
+            ));
         }
         for d in &self.do_not_rewrite {
             if !plausible_host(d) {
@@ -92,9 +159,15 @@ mod tests {
             host = "links.example.test"
             do_not_rewrite = ["example.test", "intranet.example.test."]
             rewrite_internal = true
+            vendor_links = "keep"
+            arc_domain = "example.test"
+            arc_selector = "gw2026"
+            arc_key = "/etc/portcullis/arc.pem"
             "#,
         )
         .unwrap();
+        assert_eq!(c.arc_selector, "gw2026");
+        assert_eq!(c.vendor_links, crate::vendors::VendorLinks::Keep);
         assert_eq!(c.host.as_deref(), Some("links.example.test"));
         assert_eq!(c.do_not_rewrite.len(), 2);
     }
@@ -117,6 +190,12 @@ mod tests {
             let err = parse(&format!("host = {bad:?}")).unwrap_err();
             assert!(err.contains("links.host"), "{bad}: {err}");
         }
+        assert!(parse("arc_selector = \"a.b\"")
+            .unwrap_err()
+            .contains("links.arc_selector"));
+        assert!(parse("arc_domain = \"x\"")
+            .unwrap_err()
+            .contains("links.arc_domain"));
         let err = parse("do_not_rewrite = [\"*.example.test\"]").unwrap_err();
         assert!(err.contains("links.do_not_rewrite"), "{err}");
         assert!(parse("host = \"links.example.test.\"").is_ok());

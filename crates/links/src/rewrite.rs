@@ -18,21 +18,45 @@
 //! message) are walked into when they are not attachments and are not
 //! themselves encoded (7bit, 8bit, binary), and left as they are otherwise.
 //!
+//! An `href` is read as a browser reads it (WHATWG URL parsing of the special
+//! schemes), since that is the link the click follows: C0
+//! controls and spaces at either end are dropped, tabs and line breaks
+//! anywhere (`ht&#9;tp:`), the scheme in any case, any number of slashes or
+//! backslashes after it (`http:\\x`, `https:/x`, `https:///x`, `https:x`),
+//! backslashes in the path read as slashes, white space and controls inside
+//! percent-encoded. The token carries that normalised URL. In plain text,
+//! `http://` and `https://` URLs are taken, and `www.` names at the start of
+//! a word (which mail clients make links of) as `http://www.…`.
+//!
+//! Links another vendor's link protection wrapped (Microsoft Safe Links,
+//! Proofpoint URL Defense, Mimecast: see [`crate::vendors`]) follow
+//! [`Rewrite::vendor_links`]. Under [`VendorLinks::Unwrap`] (the default) a
+//! link that decodes is replaced by our link carrying the URL it wraps
+//! (unwrapped through nested wrappers), so the reader sees one wrapper and
+//! our click-time check sees the real destination; one that does not decode
+//! (Mimecast) is wrapped as it is. When the decoded URL is one that stays
+//! (the link host, a `do_not_rewrite` domain), it is written bare in place
+//! of the vendor's link: the operator trusts that domain, and the vendor's
+//! wrapper no longer adds anything we rely on. Under [`VendorLinks::Keep`]
+//! vendor links are left exactly as they are (counted as kept).
+//!
 //! Left as they are: anything that is not `http` or `https` (`mailto:`,
-//! `tel:`, `cid:`, `data:`, relative links), links already on the link host
-//! (no double wrapping), hosts equal to or under a `do_not_rewrite` domain,
-//! and URLs the token cannot carry (over [`MAX_URL_LEN`] bytes, spaces or
-//! control characters): these are counted as kept. In HTML only `href`
-//! values are rewritten (the visible text of the link is kept); URLs written
-//! in HTML text, `src` and form actions are not.
+//! `tel:`, `cid:`, `data:`, relative links, including scheme-relative
+//! `//host` ones), links already on the link host (no double wrapping), hosts
+//! equal to or under a `do_not_rewrite` domain, and URLs the token cannot
+//! carry (over [`MAX_URL_LEN`] bytes): these are counted as kept. In HTML
+//! only `href` values are rewritten (the visible text of the link is kept);
+//! URLs written in HTML text, `src` and form actions are not.
 //!
 //! Hostile input: a message over [`MAX_MESSAGE_BYTES`] is refused; MIME nesting
 //! deeper than [`MAX_DEPTH`] and parts beyond [`MAX_PARTS`] are left as they
 //! are, as are multiparts without a boundary, unknown transfer encodings and
-//! base64 that does not decode. Every scan is a single forward pass.
+//! base64 that does not decode. Every scan is a single forward pass; vendor
+//! links are decoded within the bounds of [`crate::vendors`].
 
 use crate::keys::KeyRing;
 use crate::token::{sign, LinkToken, MAX_MESSAGE_LEN, MAX_URL_LEN};
+use crate::vendors::{self, VendorLinks};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
@@ -60,6 +84,8 @@ pub struct Rewrite<'a> {
     pub now: i64,
     /// Domains whose links (and their subdomains') are left as they are.
     pub do_not_rewrite: &'a [String],
+    /// What is done with links another vendor's link protection wrapped.
+    pub vendor_links: VendorLinks,
 }
 
 /// A rewritten message.
@@ -67,10 +93,19 @@ pub struct Rewrite<'a> {
 pub struct Rewritten {
     /// The message, identical to the input where nothing was rewritten.
     pub message: Vec<u8>,
-    /// Links replaced by a token link.
+    /// Links replaced by a token link (vendor links unwrapped into one
+    /// included).
     pub rewritten: usize,
     /// `http`/`https` links seen and deliberately left as they are.
     pub kept: usize,
+    /// Vendor links replaced by the URL they wrap: in a token link (then
+    /// counted in `rewritten` too) or bare, when that URL is one that stays
+    /// (a `do_not_rewrite` domain, the link host).
+    pub unwrapped: usize,
+    /// The distinct original URLs behind the token links, in the order first
+    /// met: what the trace records so that "who received this URL" has an
+    /// answer.
+    pub urls: Vec<String>,
 }
 
 /// Why a message is not rewritten.
@@ -115,12 +150,16 @@ pub fn rewrite(raw: &[u8], ctx: &Rewrite<'_>) -> Result<Rewritten, RewriteError>
             b"\r\n"
         },
         parts: 0,
+        changed: 0,
         rewritten: 0,
         kept: 0,
+        unwrapped: 0,
+        urls: Vec::new(),
+        seen: std::collections::HashSet::new(),
     };
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 4);
     walk.entity(raw, 0, Kind::Text, &mut out);
-    if walk.rewritten == 0 {
+    if walk.changed == 0 {
         out.clear();
         out.extend_from_slice(raw);
     }
@@ -128,6 +167,8 @@ pub fn rewrite(raw: &[u8], ctx: &Rewrite<'_>) -> Result<Rewritten, RewriteError>
         message: out,
         rewritten: walk.rewritten,
         kept: walk.kept,
+        unwrapped: walk.unwrapped,
+        urls: walk.urls,
     })
 }
 
@@ -159,8 +200,13 @@ struct Walk<'a, 'b> {
     template: LinkToken,
     eol: &'static [u8],
     parts: usize,
+    /// Links replaced by anything: what decides whether a part is written again.
+    changed: usize,
     rewritten: usize,
     kept: usize,
+    unwrapped: usize,
+    urls: Vec<String>,
+    seen: std::collections::HashSet<String>,
 }
 
 /// The headers of a part that matter here.
@@ -292,11 +338,11 @@ impl Walk<'_, '_> {
             head.charset.as_deref(),
             None | Some("utf-8" | "utf8" | "us-ascii")
         );
-        let before = self.rewritten;
+        let before = self.changed;
         match head.encoding.as_deref() {
             None | Some("7bit" | "8bit" | "binary") => {
                 let new = self.text(body, html, utf8);
-                if self.rewritten > before {
+                if self.changed > before {
                     out.extend_from_slice(&new);
                     return;
                 }
@@ -304,7 +350,7 @@ impl Walk<'_, '_> {
             Some("quoted-printable") => {
                 let decoded = qp_decode(body);
                 let new = self.text(&decoded, html, utf8);
-                if self.rewritten > before {
+                if self.changed > before {
                     out.extend_from_slice(&qp_encode(&new, self.eol));
                     return;
                 }
@@ -318,7 +364,7 @@ impl Walk<'_, '_> {
                 let (core, tail) = body.split_at(body.len() - trailing);
                 if let Some(decoded) = base64_decode(core) {
                     let new = self.text(&decoded, html, utf8);
-                    if self.rewritten > before {
+                    if self.changed > before {
                         out.extend_from_slice(&base64_encode(&new, self.eol));
                         out.extend_from_slice(tail);
                         return;
@@ -347,48 +393,91 @@ impl Walk<'_, '_> {
         out
     }
 
-    /// The token link for `url`, or `None` (counted as kept) if it is to stay.
-    fn link_for(&mut self, url: &str) -> Option<String> {
-        let host = url_host(url);
-        let ours = host == self.host;
-        let listed = self.keep.iter().any(|d| {
-            host == *d
-                || host
-                    .strip_suffix(d.as_str())
-                    .is_some_and(|sub| sub.ends_with('.'))
-        });
-        if ours || listed || url.len() > MAX_URL_LEN {
+    /// What replaces `url` (a [`web_url`]), or `None` (counted as kept) if it
+    /// is to stay. `html`: the replacement goes in an attribute value.
+    fn link_for(&mut self, url: &str, html: bool) -> Option<String> {
+        if let Some((_, decoded)) = vendors::recognise(url) {
+            if self.ctx.vendor_links == VendorLinks::Keep {
+                self.kept += 1;
+                return None;
+            }
+            if let Some(original) = decoded {
+                // A URL that stays is written bare: the vendor's wrapper goes
+                // and ours is not wanted.
+                if self.stays(&original) {
+                    self.unwrapped += 1;
+                    self.changed += 1;
+                    return Some(bare(&original, html));
+                }
+                if let Some(link) = self.token_link(&original) {
+                    self.unwrapped += 1;
+                    return Some(link);
+                }
+                // Too long for a token: the vendor's link is wrapped instead.
+            }
+        }
+        if self.stays(url) {
             self.kept += 1;
+            return None;
+        }
+        let link = self.token_link(url);
+        if link.is_none() {
+            self.kept += 1;
+        }
+        link
+    }
+
+    /// Whether `url` is left as it is: on the link host (no double wrapping)
+    /// or under a `do_not_rewrite` domain.
+    fn stays(&self, url: &str) -> bool {
+        let host = url_host(url);
+        host == self.host
+            || self.keep.iter().any(|d| {
+                host == *d
+                    || host
+                        .strip_suffix(d.as_str())
+                        .is_some_and(|sub| sub.ends_with('.'))
+            })
+    }
+
+    /// Our link for `url`, or `None` if a token cannot carry it (over
+    /// [`MAX_URL_LEN`] or the token's other bounds).
+    fn token_link(&mut self, url: &str) -> Option<String> {
+        if url.len() > MAX_URL_LEN {
             return None;
         }
         let token = LinkToken {
             url: url.to_string(),
             ..self.template.clone()
         };
-        match sign(self.ctx.keys, &token) {
-            Ok(t) => {
-                self.rewritten += 1;
-                Some(format!("https://{}/l/{t}", self.host))
-            }
-            // Over the token's bounds, or not a URL it carries.
-            Err(_) => {
-                self.kept += 1;
-                None
-            }
+        let t = sign(self.ctx.keys, &token).ok()?;
+        self.rewritten += 1;
+        self.changed += 1;
+        if self.seen.insert(token.url.clone()) {
+            self.urls.push(token.url);
         }
+        Some(format!("https://{}/l/{t}", self.host))
     }
 
-    /// Bare http(s) URLs in plain text: (start, end, new link).
+    /// Bare http(s) URLs in plain text, and `www.` names that mail clients
+    /// make links of (as `http://www.…`): (start, end, new link).
     fn text_edits(&mut self, b: &[u8], utf8: bool) -> Vec<(usize, usize, String)> {
         let mut edits = Vec::new();
         let mut i = 0;
-        while let Some(n) = find_scheme(&b[i..]) {
+        while let Some((n, www)) = find_link_start(&b[i..]) {
             let start = i + n;
             let run = url_run(&b[start..], utf8);
             let url = trim_url_end(run);
             i = start + run.len().max(1);
-            if url.contains("://") && url.split_once("://").is_some_and(|(_, r)| !r.is_empty()) {
-                if let Some(link) = self.link_for(url) {
+            let target = if www {
+                (url.len() > 4).then(|| format!("http://{url}"))
+            } else {
+                url.split_once("://")
+                    .is_some_and(|(_, r)| !r.is_empty())
+                    .then(|| url.to_string())
+            };
+            if let Some(target) = target.as_deref().and_then(web_url) {
+                if let Some(link) = self.link_for(&target, false) {
                     edits.push((start, start + url.len(), link));
                 }
             }
@@ -437,27 +526,27 @@ impl Walk<'_, '_> {
             });
             for (start, end) in hrefs {
                 let value = portcullis_scan::decode_html_references(&b[start..end]);
-                let value: Vec<u8> = value
-                    .trim_ascii()
-                    .iter()
-                    .copied()
-                    .filter(|c| !matches!(c, b'\t' | b'\n' | b'\r'))
-                    .collect();
-                if !starts_with_ci(&value, b"http:") && !starts_with_ci(&value, b"https:") {
-                    continue;
-                }
-                let url = if value.is_ascii() || utf8 {
+                let text = if value.is_ascii() || utf8 {
                     std::str::from_utf8(&value).ok()
                 } else {
                     None
                 };
-                match url {
-                    Some(url) => {
-                        if let Some(link) = self.link_for(url) {
+                match text {
+                    Some(text) => {
+                        // As the browser will read it; not http(s) is left.
+                        let Some(url) = web_url(text) else {
+                            continue;
+                        };
+                        if let Some(link) = self.link_for(&url, true) {
                             edits.push((start, end, link));
                         }
                     }
-                    None => self.kept += 1,
+                    // Non-ASCII outside UTF-8: an http(s) URL is kept.
+                    None => {
+                        if web_url(&String::from_utf8_lossy(&value)).is_some() {
+                            self.kept += 1;
+                        }
+                    }
                 }
             }
             for raw_text in [&b"script"[..], b"style"] {
@@ -601,9 +690,69 @@ fn parse_params(v: &[u8]) -> (String, Vec<(String, Vec<u8>)>) {
     (main, params)
 }
 
+/// An `http`/`https` URL as a browser reads `value` (WHATWG URL parsing of
+/// the special schemes): C0 controls and spaces stripped from both ends, tabs
+/// and line breaks removed anywhere, the scheme followed by `://` whatever
+/// slashes or backslashes (none included) were written, backslashes before
+/// the query read as slashes, and white space or control characters left
+/// inside percent-encoded (as UTF-8). The scheme keeps its case. `None` for
+/// any other scheme or a relative reference. Without this, `http:\\x`,
+/// `https:/x` or `\x01http://x` would be left alone by the rewriter and still
+/// be followed by the browser, out of reach of the click-time check.
+pub(crate) fn web_url(value: &str) -> Option<String> {
+    let value = value.trim_matches(|c: char| c <= ' ');
+    let colon = value.find(':')?;
+    let scheme: String = value[..colon]
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len() + 3);
+    out.push_str(&scheme);
+    out.push_str("://");
+    let (mut leading, mut before_query) = (true, true);
+    for c in value[colon + 1..].chars() {
+        match c {
+            '\t' | '\n' | '\r' => continue,
+            '/' | '\\' if leading => continue,
+            '\\' if before_query => out.push('/'),
+            '?' | '#' => {
+                before_query = false;
+                out.push(c);
+            }
+            c if c.is_whitespace() || c.is_control() => {
+                let mut buf = [0u8; 4];
+                for byte in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+        leading = false;
+    }
+    Some(out)
+}
+
+/// A URL written as it is, bare: characters that would end it in an
+/// attribute value or in text percent-encoded (a browser encodes them so
+/// anyway), and `&` written `&amp;` in HTML.
+fn bare(url: &str, html: bool) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '"' | '\'' | '<' | '>' | '`' => out.push_str(&format!("%{:02X}", c as u32)),
+            '&' if html => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The host of an absolute URL, lower-cased, without userinfo, port or a
 /// trailing dot; backslashes end it, as in a browser.
-fn url_host(url: &str) -> String {
+pub(crate) fn url_host(url: &str) -> String {
     let rest = url.split_once(':').map_or("", |(_, r)| r);
     let rest = rest.trim_start_matches(['/', '\\']);
     let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
@@ -624,16 +773,36 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Where the next `http://` or `https://` starting a word is.
-fn find_scheme(b: &[u8]) -> Option<usize> {
+/// Where the next `http://` or `https://` starting a word is, or the next
+/// `www.` and a letter or digit starting one (`true`). A `www.` right after
+/// `.`, `@`, `/`, `:`, `-`, `%`, `=` or a non-ASCII byte is part of something
+/// else (`mail@www.x`, `ftp://www.x`) and not taken.
+fn find_link_start(b: &[u8]) -> Option<(usize, bool)> {
     let mut i = 0;
-    while i + 7 <= b.len() {
-        let n = b[i..].iter().position(|&c| c == b'h' || c == b'H')?;
+    while i + 5 <= b.len() {
+        let n = b[i..]
+            .iter()
+            .position(|&c| matches!(c, b'h' | b'H' | b'w' | b'W'))?;
         let at = i + n;
         let rest = &b[at..];
-        let word_start = at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
+        let before = at.checked_sub(1).map(|p| b[p]);
+        let word_start = before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == b'_'));
         if word_start && (starts_with_ci(rest, b"http://") || starts_with_ci(rest, b"https://")) {
-            return Some(at);
+            return Some((at, false));
+        }
+        let www_start = before.is_none_or(|c| {
+            !(c.is_ascii_alphanumeric()
+                || c >= 0x80
+                || matches!(
+                    c,
+                    b'_' | b'.' | b'@' | b'/' | b'\\' | b':' | b'-' | b'%' | b'='
+                ))
+        });
+        if www_start
+            && starts_with_ci(rest, b"www.")
+            && rest.get(4).is_some_and(|c| c.is_ascii_alphanumeric())
+        {
+            return Some((at, true));
         }
         i = at + 1;
     }
@@ -922,9 +1091,22 @@ mod tests {
                 recipient: "alice@example.test",
                 now: 1_795_000_000,
                 do_not_rewrite: keep,
+                vendor_links: VendorLinks::Unwrap,
             },
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_distinct_original_urls_are_listed_once_in_order() {
+        let ring = KeyRing::generate();
+        let raw = b"Content-Type: text/plain\r\n\r\nhttps://b.test/ then https://a.test/x and https://b.test/ again\r\n";
+        let r = rw(raw, &ring, &[]);
+        assert_eq!(r.rewritten, 3);
+        assert_eq!(r.urls, ["https://b.test/", "https://a.test/x"]);
+        assert!(rw(b"Subject: none\r\n\r\nno links\r\n", &ring, &[])
+            .urls
+            .is_empty());
     }
 
     /// The URLs carried by the token links in `text`, in order.
@@ -1206,6 +1388,7 @@ mod tests {
             recipient: "r@example.test",
             now: 0,
             do_not_rewrite: &[],
+            vendor_links: VendorLinks::Unwrap,
         };
         let big = vec![b'a'; MAX_MESSAGE_BYTES + 1];
         assert!(matches!(
@@ -1216,6 +1399,235 @@ mod tests {
             rewrite(b"x", &ctx(&KeyRing::default())),
             Err(RewriteError::NoKey)
         );
+    }
+
+    #[test]
+    fn href_forms_a_browser_follows_are_wrapped() {
+        let ring = KeyRing::generate();
+        let cases = [
+            ("http:\\\\evil.test\\x", "http://evil.test/x"),
+            ("https:/evil.test/a", "https://evil.test/a"),
+            ("https:///evil.test/a", "https://evil.test/a"),
+            ("https:evil.test/a", "https://evil.test/a"),
+            ("HTTP://EVIL.test/A", "HTTP://EVIL.test/A"),
+            ("hTtPs://evil.test/", "hTtPs://evil.test/"),
+            (" \u{1}http://evil.test/a\u{1f} ", "http://evil.test/a"),
+            ("&#1;http://evil.test/a&#31;", "http://evil.test/a"),
+            ("ht&#9;tp://evil.test/a", "http://evil.test/a"),
+            ("ht\ntp://ev\r\nil.test/\ta", "http://evil.test/a"),
+            ("http://evil.test/a b", "http://evil.test/a%20b"),
+            ("http://evil.test/a\u{1}b", "http://evil.test/a%01b"),
+            ("http://evil.test/p\\q?x=\\y", "http://evil.test/p/q?x=\\y"),
+        ];
+        for (href, want) in cases {
+            let raw = format!("Content-Type: text/html\r\n\r\n<a href=\"{href}\">x</a>\r\n");
+            let r = rw(raw.as_bytes(), &ring, &[]);
+            assert_eq!(
+                (r.rewritten, r.kept, unwrap_links(&ring, &r.message)),
+                (1, 0, vec![want.to_string()]),
+                "{href:?}"
+            );
+        }
+    }
+
+    fn rw_with(raw: &[u8], ring: &KeyRing, keep: &[String], policy: VendorLinks) -> Rewritten {
+        rewrite(
+            raw,
+            &Rewrite {
+                keys: ring,
+                host: HOST,
+                message: "D2107H64DXJG0000",
+                recipient: "alice@example.test",
+                now: 1_795_000_000,
+                do_not_rewrite: keep,
+                vendor_links: policy,
+            },
+        )
+        .unwrap()
+    }
+
+    /// Safe Links around Proofpoint v2 around `https://www.example.test/login?a=1&b=2`.
+    const SAFE_PROOFPOINT: &str = "https://nam12.safelinks.protection.outlook.com/?url=https%3A%2F%2Furldefense.proofpoint.com%2Fv2%2Furl%3Fu%3Dhttps-3A__www.example.test_login-3Fa-3D1-26b-3D2%26d%3DDwMFaQ%26c%3Dx%26r%3Dy%26m%3Dz%26s%3Dw%26e%3D&data=05%7C01%7Cbob%40example.test%7C0%7C0&sdata=Ab%2BC&reserved=0";
+    const MIMECAST: &str = "https://protect-eu.mimecast.com/s/AbCdEfGhIjKl?domain=example.test";
+
+    #[test]
+    fn vendor_links_are_unwrapped_into_ours() {
+        let ring = KeyRing::generate();
+        let html = SAFE_PROOFPOINT.replace('&', "&amp;");
+        let raw = format!(
+            "Content-Type: text/html\r\n\r\n<a href=\"{html}\">x</a> <a href='https://urldefense.com/v3/__https://google.com:443/search?q=a*test&amp;gs=ps__;Kw!-612Flbf0JvQ3kNJkRi5Jg!Ue6t$'>y</a>\r\n"
+        );
+        let r = rw(raw.as_bytes(), &ring, &[]);
+        assert_eq!((r.rewritten, r.kept, r.unwrapped), (2, 0, 2));
+        assert_eq!(
+            unwrap_links(&ring, &r.message),
+            [
+                "https://www.example.test/login?a=1&b=2",
+                "https://google.com:443/search?q=a+test&gs=ps"
+            ]
+        );
+        let out = String::from_utf8(r.message.clone()).unwrap();
+        assert!(!out.contains("safelinks") && !out.contains("urldefense"));
+        // Nothing is wrapped again.
+        let again = rw(&r.message, &ring, &[]);
+        assert_eq!((again.rewritten, again.kept, again.unwrapped), (0, 2, 0));
+        // Under Keep they stay exactly as they are.
+        let k = rw_with(raw.as_bytes(), &ring, &[], VendorLinks::Keep);
+        assert_eq!((k.rewritten, k.kept, k.unwrapped), (0, 2, 0));
+        assert_eq!(k.message, raw.as_bytes());
+    }
+
+    #[test]
+    fn mimecast_links_are_wrapped_as_they_are_or_kept() {
+        let ring = KeyRing::generate();
+        let raw = format!(
+            "Content-Type: text/html\r\n\r\n<a href=\"{}\">x</a>\r\n",
+            MIMECAST.replace('&', "&amp;")
+        );
+        let r = rw_with(raw.as_bytes(), &ring, &[], VendorLinks::Unwrap);
+        assert_eq!((r.rewritten, r.kept, r.unwrapped), (1, 0, 0));
+        assert_eq!(unwrap_links(&ring, &r.message), [MIMECAST]);
+        let k = rw_with(raw.as_bytes(), &ring, &[], VendorLinks::Keep);
+        assert_eq!((k.rewritten, k.kept, k.unwrapped), (0, 1, 0));
+        assert_eq!(k.message, raw.as_bytes());
+        // Safe Links around Mimecast: our link carries the Mimecast one.
+        let safe = format!(
+            "https://eur01.safelinks.protection.outlook.com/?url={}&amp;data=1",
+            MIMECAST
+                .replace(':', "%3A")
+                .replace('/', "%2F")
+                .replace('?', "%3F")
+                .replace('=', "%3D")
+        );
+        let raw = format!("Content-Type: text/html\r\n\r\n<a href=\"{safe}\">x</a>\r\n");
+        let r = rw(raw.as_bytes(), &ring, &[]);
+        assert_eq!((r.rewritten, r.kept, r.unwrapped), (1, 0, 1));
+        assert_eq!(unwrap_links(&ring, &r.message), [MIMECAST]);
+    }
+
+    #[test]
+    fn a_safe_link_in_quoted_printable_html() {
+        let ring = KeyRing::generate();
+        let html = format!(
+            "<p>Caf=C3=A9</p><a href=3D\"{}\">Sign in</a>\r\n",
+            SAFE_PROOFPOINT.replace('&', "&amp;").replace('=', "=3D")
+        );
+        // Soft breaks every 70 characters, inside the link too.
+        let mut body = String::new();
+        let mut line = 0;
+        for c in html.chars() {
+            if line >= 70 && c != '\r' && c != '\n' && !body.ends_with('=') && !body.ends_with("=3")
+            {
+                body.push_str("=\r\n");
+                line = 0;
+            }
+            body.push(c);
+            line += 1;
+        }
+        let raw = format!(
+            "Subject: x\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{body}"
+        );
+        assert_eq!(qp_decode(body.as_bytes()), qp_decode(html.as_bytes()));
+        let r = rw(raw.as_bytes(), &ring, &[]);
+        assert_eq!((r.rewritten, r.kept, r.unwrapped), (1, 0, 1));
+        let out = String::from_utf8(r.message).unwrap();
+        let new_body = out.split_once("\r\n\r\n").unwrap().1;
+        assert!(new_body.lines().all(|l| l.len() <= 76), "{new_body}");
+        let decoded = String::from_utf8(qp_decode(new_body.as_bytes())).unwrap();
+        assert!(decoded.starts_with("<p>Café</p><a href=\"https://links.example.test/l/"));
+        assert_eq!(
+            unwrap_links(&ring, decoded.as_bytes()),
+            ["https://www.example.test/login?a=1&b=2"]
+        );
+    }
+
+    #[test]
+    fn unwrapped_urls_that_stay_are_written_bare() {
+        let ring = KeyRing::generate();
+        let keep = vec!["example.test".to_string()];
+        let ours = "https://links.example.test/l/AAAA";
+        let safe = |url: &str| {
+            format!(
+                "https://eur01.safelinks.protection.outlook.com/?url={}&amp;data=1",
+                url.bytes()
+                    .map(|c| if c.is_ascii_alphanumeric() {
+                        (c as char).to_string()
+                    } else {
+                        format!("%{c:02X}")
+                    })
+                    .collect::<String>()
+            )
+        };
+        let raw = format!(
+            "Content-Type: text/html\r\n\r\n<a href=\"{}\">a</a><a href={}>b</a>\r\n",
+            safe("https://intranet.example.test/a?x=1&y=\"2\"<>"),
+            safe(ours),
+        );
+        let r = rw(raw.as_bytes(), &ring, &keep);
+        assert_eq!((r.rewritten, r.kept, r.unwrapped), (0, 0, 2));
+        let out = String::from_utf8(r.message.clone()).unwrap();
+        assert!(
+            out.contains(
+                "<a href=\"https://intranet.example.test/a?x=1&amp;y=%222%22%3C%3E\">a</a>"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(&format!("<a href={ours}>b</a>")), "{out}");
+        // In plain text, bare too.
+        let text = format!(
+            "Subject: x\r\n\r\nsee {} now\r\n",
+            safe("https://intranet.example.test/a?x=1&y=2").replace("&amp;", "&")
+        );
+        let r = rw(text.as_bytes(), &ring, &keep);
+        assert_eq!((r.rewritten, r.kept, r.unwrapped), (0, 0, 1));
+        assert!(r
+            .message
+            .ends_with(b"\r\n\r\nsee https://intranet.example.test/a?x=1&y=2 now\r\n"));
+        // Under Keep, nothing changes.
+        let k = rw_with(raw.as_bytes(), &ring, &keep, VendorLinks::Keep);
+        assert_eq!(
+            (k.rewritten, k.kept, k.unwrapped, k.message),
+            (0, 2, 0, raw.into_bytes())
+        );
+    }
+
+    #[test]
+    fn vendor_links_in_plain_text() {
+        let ring = KeyRing::generate();
+        let raw = format!("Subject: x\r\n\r\nGo to {SAFE_PROOFPOINT}.\r\nOr {MIMECAST}\r\n");
+        let r = rw(raw.as_bytes(), &ring, &[]);
+        assert_eq!((r.rewritten, r.kept, r.unwrapped), (2, 0, 1));
+        assert_eq!(
+            unwrap_links(&ring, &r.message),
+            ["https://www.example.test/login?a=1&b=2", MIMECAST]
+        );
+        assert!(String::from_utf8(r.message)
+            .unwrap()
+            .contains(".\r\nOr https://links."));
+    }
+
+    #[test]
+    fn www_names_in_plain_text_are_wrapped_as_http() {
+        let ring = KeyRing::generate();
+        let raw = b"Subject: x\r\n\r\nSee www.example.test/a?b=1. (WWW.Example.test) <www.x.test>\r\nnot mail@www.example.test, ftp://www.y.test/, a.www.z.test, awww.q.test, www. or www.-x\r\nhttp://www.dup.test/ once\r\n";
+        let r = rw(raw, &ring, &[]);
+        assert_eq!(
+            unwrap_links(&ring, &r.message),
+            [
+                "http://www.example.test/a?b=1",
+                "http://WWW.Example.test",
+                "http://www.x.test",
+                "http://www.dup.test/"
+            ]
+        );
+        let text = String::from_utf8(r.message.clone()).unwrap();
+        assert!(text.contains("\r\nnot mail@www.example.test, ftp://www.y.test/, a.www.z.test, awww.q.test, www. or www.-x\r\n"));
+        assert!(text.contains(". (https://links.example.test/l/"));
+        // Idempotent.
+        assert_eq!(rw(&r.message, &ring, &[]).rewritten, 0);
+        // HTML text is not linked.
+        let html = b"Content-Type: text/html\r\n\r\n<p>www.example.test</p>\r\n";
+        assert_eq!(rw(html, &ring, &[]).message, html);
     }
 
     #[test]

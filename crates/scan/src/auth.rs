@@ -27,7 +27,9 @@ use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
     SpfResult,
 };
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// How long the whole authentication step may take before it gives up.
@@ -77,6 +79,65 @@ pub struct AuthReport {
     /// The whole `Authentication-Results:` field, CRLF-terminated.
     pub header: String,
     pub(crate) findings: Vec<Finding>,
+    /// What an ARC seal (RFC 8617) of this message needs later, after the
+    /// gateway has changed it; `None` when the checks timed out or the
+    /// message could not be parsed (such a message is not sealed).
+    pub seal: Option<SealInput>,
+}
+
+/// What the gateway saw of a message's authentication, kept for sealing it
+/// with ARC after changing it: the results that go into the seal's
+/// `ARC-Authentication-Results` and the validation of the ARC chain the
+/// message arrived with (the seal's `cv=`). It borrows nothing from the
+/// message, so it can outlive the received bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealInput {
+    results: AuthenticationResults<'static>,
+    chain: DkimResult,
+}
+
+impl SealInput {
+    /// The results and the ARC chain validation of the message as received
+    /// (`DkimResult::None` when it carried no ARC set). Use
+    /// [`interned_authserv_id`] to give `results` its `'static` authserv-id.
+    pub fn new(results: AuthenticationResults<'static>, chain: DkimResult) -> SealInput {
+        SealInput { results, chain }
+    }
+
+    /// The authentication results, as in our `Authentication-Results` field.
+    pub fn results(&self) -> &AuthenticationResults<'static> {
+        &self.results
+    }
+
+    /// How the ARC chain the message arrived with validated: `Pass`, a
+    /// failure, or `None` when it had no ARC set.
+    pub fn chain(&self) -> &DkimResult {
+        &self.chain
+    }
+}
+
+/// The authserv-id as a `&'static str`, leaked once per distinct id.
+///
+/// `mail_auth::AuthenticationResults` borrows its authserv-id (`&'x str`), and
+/// a [`SealInput`] must outlive the call that made it (it travels with the
+/// message to the sealing step), so the id must be `'static`. The id comes
+/// from configuration, so a process sees one or two distinct ids (one more
+/// per reload that changes it): leaking each once, deduplicated here, costs a
+/// few bytes for the life of the process, never one leak per message.
+pub fn interned_authserv_id(id: &str) -> &'static str {
+    static IDS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    // A poisoned lock only means a panic elsewhere mid-insert; the set holds
+    // whole entries either way.
+    let mut ids = IDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = ids.get(id) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(id.to_owned().into_boxed_str());
+    ids.insert(leaked);
+    leaked
 }
 
 /// Runs SPF, DKIM, ARC and DMARC for a message that arrived with `envelope`.
@@ -101,6 +162,7 @@ pub async fn authenticate(
                     TIME_LIMIT.as_secs()
                 ),
             )],
+            seal: None,
         },
     }
 }
@@ -117,12 +179,13 @@ async fn run(
         return AuthReport {
             header: format!("Authentication-Results: {authserv_id}; none\r\n"),
             findings,
+            seal: None,
         };
     };
     let helo = envelope.helo.as_deref().unwrap_or("unknown");
     let mail_from = envelope.mail_from.as_deref().unwrap_or("");
     let mail_from_domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or(helo);
-    let mut results = AuthenticationResults::new(authserv_id);
+    let mut results = AuthenticationResults::new(interned_authserv_id(authserv_id));
 
     let dkim = a.verify_dkim(&message).await;
     results = results.with_dkim_results(&dkim, message.from());
@@ -294,9 +357,14 @@ async fn run(
         }
     }
 
+    let header = format!("Authentication-Results: {results}\r\n");
     AuthReport {
-        header: format!("Authentication-Results: {results}\r\n"),
+        header,
         findings,
+        seal: Some(SealInput {
+            results,
+            chain: arc.result().clone(),
+        }),
     }
 }
 
@@ -364,6 +432,32 @@ pub(crate) fn trusted_results(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_authserv_id_is_leaked_once() {
+        let a = interned_authserv_id("intern-test.gw.test");
+        let b = interned_authserv_id(&String::from("intern-test.gw.test"));
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a, "intern-test.gw.test");
+        assert!(!std::ptr::eq(a, interned_authserv_id("other.gw.test")));
+    }
+
+    #[tokio::test]
+    async fn the_report_keeps_what_a_seal_needs() {
+        // No client address, no signatures, no ARC: nothing is looked up.
+        let auth = Authenticator::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+        let raw = b"From: a@x.test\r\nSubject: hi\r\n\r\nhello\r\n";
+        let report = authenticate(&auth, "gw.test", raw, &Envelope::default()).await;
+        let seal = report.seal.expect("a parsed message can be sealed");
+        assert_eq!(seal.chain(), &DkimResult::None);
+        assert!(seal.results().to_string().starts_with("gw.test"));
+        assert_eq!(
+            report.header,
+            format!("Authentication-Results: {}\r\n", seal.results())
+        );
+        let report = authenticate(&auth, "gw.test", b"", &Envelope::default()).await;
+        assert!(report.seal.is_none());
+    }
 
     #[test]
     fn authserv_id_is_the_first_token() {

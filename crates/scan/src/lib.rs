@@ -23,7 +23,7 @@ pub mod config;
 pub mod envelope;
 pub mod verdict;
 
-pub use auth::AuthReport;
+pub use auth::{AuthReport, SealInput};
 pub use config::{ScanConfig, TagConfig};
 pub use envelope::Envelope;
 pub use verdict::{Action, Category, Symbol, Thresholds, Verdict};
