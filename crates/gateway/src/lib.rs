@@ -9,8 +9,11 @@
 //! RCPT  -> accepted domain? trusted network? authenticated? -> 250 / 550 5.7.1
 //! DATA  -> Received header -> scan -> sender rules -> 550 5.7.1 (reject)
 //!                                                  | quarantine (fsync) -> 250 id
-//!                                                  | marks -> queue (fsync) -> 250 id
+//!                                                  | marks -> links -> queue (fsync) -> 250 id
 //! ```
+//!
+//! `links` rewrites inbound mail's links into secure links and adds an ARC
+//! set after the change (see [`links`]).
 //!
 //! Standards: RFC 5321 (relay rules, section 3.6 and 7.1; Received, 4.4), RFC 3848
 //! (ESMTPS/ESMTPA in Received), RFC 4954 (AUTH outcomes).
@@ -22,6 +25,7 @@
 //! the trace are unfolded, stripped of control characters and bounded.
 
 pub mod headers;
+pub mod links;
 pub mod marks;
 mod sender_rules;
 
@@ -29,7 +33,7 @@ use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use ipnet::IpNet;
 use portcullis_quarantine::{scanned_event, Held, Quarantine};
 use portcullis_queue::Queue;
-use portcullis_scan::{Action, Scanner, Verdict};
+use portcullis_scan::{Action, AuthReport, Scanner, Verdict};
 use portcullis_smtp::session::AuthOutcome;
 use portcullis_smtp::{Envelope, Handler, Recipient, Reply, SessionInfo};
 use portcullis_store::{EventKind, Store};
@@ -106,6 +110,8 @@ pub struct Gateway {
     scanner: Arc<Scanner>,
     quarantine: Quarantine,
     sender_rules: sender_rules::SenderRules,
+    /// Link rewriting and ARC sealing; `None` when `[links]` is off.
+    links: Option<Arc<links::LinkProtection>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
@@ -116,6 +122,7 @@ impl Gateway {
         store: Store,
         scanner: Arc<Scanner>,
         quarantine: Quarantine,
+        links: Option<Arc<links::LinkProtection>>,
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             policy,
@@ -124,6 +131,7 @@ impl Gateway {
             store,
             scanner,
             quarantine,
+            links,
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -245,14 +253,15 @@ pub fn received_header(
 impl Gateway {
     /// Authenticates the sender (DNS), then scans the stamped message off the
     /// async threads (scanning is CPU work). Hands the bytes back with the
-    /// verdict, the time it took and the Authentication-Results field to add.
+    /// verdict, the time it took and the sender's authentication (the
+    /// Authentication-Results field to add, and what an ARC seal needs).
     async fn scan(
         &self,
         session: &SessionInfo,
         envelope: &Envelope,
         stamped: Vec<u8>,
         now_ms: i64,
-    ) -> Result<(Vec<u8>, Verdict, u64, Option<String>), portcullis_scan::ScanError> {
+    ) -> Result<(Vec<u8>, Verdict, u64, Option<AuthReport>), portcullis_scan::ScanError> {
         let scan_envelope = portcullis_scan::Envelope {
             client_ip: Some(session.peer.ip()),
             helo: session.helo.clone(),
@@ -286,7 +295,7 @@ impl Gateway {
             auth,
             antivirus: antivirus?,
         };
-        let auth_results = lookups.auth.as_ref().map(|a| a.header.clone());
+        let auth = lookups.auth.clone();
         // Shared with the scanning thread so that the bytes survive a scanner panic.
         let shared = Arc::new(stamped);
         let for_scan = shared.clone();
@@ -320,11 +329,61 @@ impl Gateway {
             .verdicts
             .with_label_values(&[verdict.action.as_str(), verdict.category.as_str()])
             .inc();
-        Ok((stamped, verdict, elapsed.as_micros() as u64, auth_results))
+        Ok((stamped, verdict, elapsed.as_micros() as u64, auth))
     }
 }
 
 impl Gateway {
+    /// Rewrites the links of inbound mail and seals it (see [`links`]), off
+    /// the async threads; mail out of scope comes back as it was.
+    async fn protect_links(
+        &self,
+        session: &SessionInfo,
+        id: &str,
+        recipients: &[String],
+        message: Vec<u8>,
+        auth: Option<AuthReport>,
+        now_ms: i64,
+    ) -> (Vec<u8>, Option<EventKind>) {
+        let Some(protection) = self.links.clone() else {
+            return (message, None);
+        };
+        let internal_sender = session.auth_user.is_some() || self.is_trusted(session.peer.ip());
+        let scope = links::scope(
+            internal_sender,
+            recipients,
+            |r| self.accepts_domain(r),
+            protection.rewrite_internal(),
+        );
+        if scope != links::Scope::Rewrite {
+            return (message, None);
+        }
+        let id = id.to_string();
+        let recipients = recipients.to_vec();
+        // The bytes are shared so that a panic in the rewriter cannot lose them.
+        let shared = Arc::new(message);
+        let input = shared.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let seal = auth.as_ref().and_then(|a| a.seal.as_ref());
+            protection.protect(&id, &recipients, &input, seal, now_ms)
+        })
+        .await;
+        match done {
+            Ok(Some(p)) => (p.message, Some(p.event)),
+            Ok(None) => (
+                Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()),
+                None,
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "link rewriting failed; delivering the message as it came");
+                (
+                    Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()),
+                    None,
+                )
+            }
+        }
+    }
+
     /// A scan that could not be done (clamd down with `on_failure = "tempfail"`):
     /// the sender is told to retry later, and the trace and metrics say why.
     fn scan_unavailable(
@@ -544,7 +603,7 @@ impl Handler for Gateway {
         stamped.extend_from_slice(&message);
         drop(message);
 
-        let (stamped, mut verdict, scan_us, auth_results) =
+        let (stamped, mut verdict, scan_us, auth) =
             match self.scan(session, &envelope, stamped, now).await {
                 Ok(scanned) => scanned,
                 Err(e) => return self.scan_unavailable(session, &envelope, &id, e, started),
@@ -591,12 +650,22 @@ impl Handler for Gateway {
             .as_deref()
             .unwrap_or(&self.policy.hostname);
         let ours = |name: &str, value: &str| marks::is_owned_field(name, value, authserv_id);
-        let mut marked = auth_results.unwrap_or_default().into_bytes();
+        let mut marked = auth
+            .as_ref()
+            .map(|a| a.header.clone())
+            .unwrap_or_default()
+            .into_bytes();
         marked.extend_from_slice(
             marks::verdict_fields(&verdict, self.scanner.config().thresholds.tag, tag).as_bytes(),
         );
         marked.extend_from_slice(&marks::rewrite_header(&stamped, &ours, prefix));
         drop(stamped);
+        let (marked, links_event) = if verdict.action == Action::Quarantine {
+            (marked, None)
+        } else {
+            self.protect_links(session, &id, &recipients, marked, auth, now)
+                .await
+        };
 
         let size = marked.len() as u64;
         let reply = Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
@@ -651,6 +720,9 @@ impl Handler for Gateway {
             {
                 Ok(_) => {
                     self.store.record(&id, scanned);
+                    if let Some(event) = links_event {
+                        self.store.record(&id, event);
+                    }
                     Ok(if verdict.action == Action::Tag {
                         "tagged"
                     } else {

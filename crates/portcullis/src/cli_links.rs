@@ -1,12 +1,15 @@
-//! `portcullis links sign|decode|rotate-key|check`: the secure links' tokens
-//! and the click-time check. The key ring is `<data_dir>/links/keys`; these
+//! `portcullis links sign|decode|rotate-key|check|exposure|arc-record`: the
+//! secure links' tokens, the click-time check, who received and clicked a
+//! URL, and the DNS record of the ARC sealer's key. The key ring is `<data_dir>/links/keys`; these
 //! commands work on it directly, whether or not the gateway runs. `decode`
 //! only reads keys; `sign` makes the first key if there is none; `rotate-key`
 //! adds a new signing key and keeps the old ones, so links already sent keep
 //! working. `check` needs no key: it judges a URL as the redirector would
 //! now, with the configuration's `[scan]` lists and own domains, and says so
 //! in its exit status: 0 allow, 3 warn, 4 block (1 is a failure and 2 a
-//! configuration error, as for every command).
+//! configuration error, as for every command). `exposure` reads the trace.
+//! `arc-record` makes the ARC key as `serve` would when there is none, so the
+//! record can be published before the first start.
 
 use crate::config::Config;
 use anyhow::{anyhow, Context, Result};
@@ -42,6 +45,19 @@ pub enum LinksAction {
         /// The URL.
         url: String,
     },
+    /// List the messages that carried a URL (or any URL on a domain) behind
+    /// a secure link, their recipients, and the clicks on it.
+    Exposure {
+        /// The exact URL.
+        #[arg(required_unless_present = "domain", conflicts_with = "domain")]
+        url: Option<String>,
+        /// A host and every name under it, instead of one URL.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Print the DNS TXT record to publish for the ARC sealer's key (making
+    /// the key first if there is none).
+    ArcRecord,
 }
 
 /// `links check`'s exit status for a warning.
@@ -107,6 +123,51 @@ pub fn run(config: &Config, action: &LinksAction) -> Result<ExitCode> {
                     ExitCode::from(EXIT_BLOCK)
                 }
             });
+        }
+        LinksAction::Exposure { url, domain } => {
+            let filter = match (url, domain) {
+                (Some(u), _) => portcullis_store::LinkFilter::Url(u.clone()),
+                (None, Some(d)) => portcullis_store::LinkFilter::Domain(d.clone()),
+                (None, None) => return Err(anyhow!("give a URL or --domain")),
+            };
+            let path = config.store_path();
+            let store = portcullis_store::Store::open_sqlite(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let limit = portcullis_store::clicks::MAX_CLICKS;
+            let received = store.link_deliveries(&filter, limit)?;
+            let clicks = store.clicks(&filter, limit)?;
+            println!("received ({} messages):", received.len());
+            for d in &received {
+                println!(
+                    "  {} {} from {} to {}: {}",
+                    d.at_rfc3339,
+                    d.message,
+                    d.mail_from,
+                    d.recipients.join(", "),
+                    d.url
+                );
+            }
+            println!("clicked ({}):", clicks.len());
+            for c in &clicks {
+                println!(
+                    "  {} {} {} from {} (message {}, recipient hash {})",
+                    c.at_rfc3339, c.verdict, c.url, c.client_ip, c.message, c.recipient_hash
+                );
+            }
+        }
+        LinksAction::ArcRecord => {
+            let path = config.links.arc_key_path(&config.server.data_dir);
+            let domain = config.links.arc_domain_or(&config.server.hostname);
+            let (sealer, generated) = portcullis_links::arc::ArcSigner::load_or_generate(
+                &path,
+                domain,
+                &config.links.arc_selector,
+            )
+            .with_context(|| format!("cannot load or make the ARC key {}", path.display()))?;
+            if generated {
+                eprintln!("generated a new ARC key in {}", path.display());
+            }
+            println!("{}", sealer.dns_record().zone_line());
         }
         LinksAction::RotateKey => {
             let mut ring = KeyRing::load(&dir)?;

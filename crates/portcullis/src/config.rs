@@ -381,14 +381,6 @@ impl Config {
         self.quarantine.validate()?;
         self.digest.validate()?;
         self.links.validate()?;
-        if self.links.enabled {
-            // Accepting it would promise protection that is not there.
-            return Err(
-                "links.enabled = true: rewriting links in mail is not available in this version; \
-                        leave it false (link tokens and `portcullis links` work without it)"
-                    .into(),
-            );
-        }
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {
             return Err("smtp.tls_certificate and smtp.tls_key must be given together".into());
         }

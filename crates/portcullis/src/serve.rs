@@ -142,12 +142,14 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
     let link_keys = portcullis_links::KeyRing::load_or_create(&link_dir)
         .with_context(|| format!("cannot make the link key ring {}", link_dir.display()))?;
     let web_scanner = scanner.clone();
+    let link_protection = link_protection(&config, &link_keys)?;
     let gateway = Gateway::new(
         policy,
         queue.clone(),
         store.clone(),
         scanner,
         quarantine.clone(),
+        link_protection,
     );
     let limits = Arc::new(session_limits(&config));
     let conn_limits = ConnectionLimits {
@@ -203,6 +205,38 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         "stopped; queued messages stay in the spool"
     );
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Link rewriting for the gateway when `[links]` is on, with its ARC sealer,
+/// whose key is generated at the first start when there is none.
+fn link_protection(
+    config: &Config,
+    keys: &portcullis_links::KeyRing,
+) -> anyhow::Result<Option<Arc<portcullis_gateway::links::LinkProtection>>> {
+    if !config.links.enabled {
+        return Ok(None);
+    }
+    let path = config.links.arc_key_path(&config.server.data_dir);
+    let domain = config.links.arc_domain_or(&config.server.hostname);
+    let (sealer, generated) = portcullis_links::arc::ArcSigner::load_or_generate(
+        &path,
+        domain,
+        &config.links.arc_selector,
+    )
+    .with_context(|| format!("cannot load or make the ARC key {}", path.display()))?;
+    if generated {
+        let record = sealer.dns_record();
+        tracing::warn!(
+            key = %path.display(),
+            record = %record.name,
+            "generated an ARC signing key: publish its DNS record (`portcullis links arc-record`) before downstream servers can trust the seal"
+        );
+    }
+    Ok(portcullis_gateway::links::LinkProtection::new(
+        &config.links,
+        keys.clone(),
+        Some(sealer),
+    ))
 }
 
 async fn wait_for_signal() {

@@ -172,27 +172,39 @@ fn decode_makes_no_keys_and_sign_refuses_what_it_cannot_sign() {
 }
 
 #[test]
-fn turning_on_rewriting_that_does_not_exist_yet_is_a_configuration_error() {
+fn rewriting_without_a_link_host_or_with_a_bad_arc_name_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("portcullis.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = \"{}\"\n[links]\nenabled = true\nhost = \"links.example.test\"\n",
-            dir.path().join("data").display()
+    for (links, key) in [
+        ("enabled = true\n", "links.host"),
+        (
+            "enabled = true\nhost = \"links.example.test\"\narc_selector = \"a b\"\n",
+            "links.arc_selector",
         ),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .args(["links", "rotate-key"])
-        .output()
+        (
+            "enabled = true\nhost = \"links.example.test\"\nvendor_links = \"sometimes\"\n",
+            "vendor_links",
+        ),
+    ] {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\ndata_dir = \"{}\"\n[links]\n{links}",
+                dir.path().join("data").display()
+            ),
+        )
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not available in this version"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["links", "rotate-key"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{links}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(key),
+            "{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
