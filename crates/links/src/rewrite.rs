@@ -41,8 +41,9 @@
 //! vendor links are left exactly as they are (counted as kept).
 //!
 //! Left as they are: anything that is not `http` or `https` (`mailto:`,
-//! `tel:`, `cid:`, `data:`, relative links, including scheme-relative
-//! `//host` ones), links already on the link host (no double wrapping), hosts
+//! `tel:`, `cid:`, `data:`, relative links other than scheme-relative
+//! `//host` ones, which webmail resolves to `https://host` and so are
+//! wrapped as such), links already on the link host (no double wrapping), hosts
 //! equal to or under a `do_not_rewrite` domain, and URLs the token cannot
 //! carry (over [`MAX_URL_LEN`] bytes): these are counted as kept. In HTML
 //! only `href` values are rewritten (the visible text of the link is kept);
@@ -701,6 +702,12 @@ fn parse_params(v: &[u8]) -> (String, Vec<(String, Vec<u8>)>) {
 /// be followed by the browser, out of reach of the click-time check.
 pub(crate) fn web_url(value: &str) -> Option<String> {
     let value = value.trim_matches(|c: char| c <= ' ');
+    // Scheme-relative (`//host/path`): webmail, served over https, resolves it
+    // to https://host/path, so it is a link to another host like any other.
+    let mut lead = value.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r'));
+    if matches!(lead.next(), Some('/' | '\\')) && matches!(lead.next(), Some('/' | '\\')) {
+        return web_url(&format!("https:{value}"));
+    }
     let colon = value.find(':')?;
     let scheme: String = value[..colon]
         .chars()
@@ -1418,6 +1425,9 @@ mod tests {
             ("http://evil.test/a b", "http://evil.test/a%20b"),
             ("http://evil.test/a\u{1}b", "http://evil.test/a%01b"),
             ("http://evil.test/p\\q?x=\\y", "http://evil.test/p/q?x=\\y"),
+            ("//evil.test/a", "https://evil.test/a"),
+            ("\\\\evil.test\\a", "https://evil.test/a"),
+            (" /\t/evil.test/", "https://evil.test/"),
         ];
         for (href, want) in cases {
             let raw = format!("Content-Type: text/html\r\n\r\n<a href=\"{href}\">x</a>\r\n");
