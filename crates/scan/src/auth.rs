@@ -83,6 +83,11 @@ pub struct AuthReport {
     /// gateway has changed it; `None` when the checks timed out or the
     /// message could not be parsed (such a message is not sealed).
     pub seal: Option<SealInput>,
+    /// The domains that authenticated this message: the MAIL FROM domain
+    /// when SPF passed, and the `d=` of every DKIM signature that verified,
+    /// lower-cased. Who the sending server speaks for, for the sender-server
+    /// checks.
+    pub passed: Vec<String>,
 }
 
 /// What the gateway saw of a message's authentication, kept for sealing it
@@ -163,6 +168,7 @@ pub async fn authenticate(
                 ),
             )],
             seal: None,
+            passed: Vec::new(),
         },
     }
 }
@@ -180,6 +186,7 @@ async fn run(
             header: format!("Authentication-Results: {authserv_id}; none\r\n"),
             findings,
             seal: None,
+            passed: Vec::new(),
         };
     };
     let helo = envelope.helo.as_deref().unwrap_or("unknown");
@@ -189,6 +196,11 @@ async fn run(
 
     let dkim = a.verify_dkim(&message).await;
     results = results.with_dkim_results(&dkim, message.from());
+    let mut passed: Vec<String> = dkim
+        .iter()
+        .filter(|d| d.result() == &DkimResult::Pass)
+        .filter_map(|d| d.signature().map(|s| s.domain().to_ascii_lowercase()))
+        .collect();
     if dkim.iter().any(|d| d.result() == &DkimResult::Pass) {
         let domains: Vec<&str> = dkim
             .iter()
@@ -357,10 +369,14 @@ async fn run(
         }
     }
 
+    if spf.as_ref().is_some_and(|s| s.result() == SpfResult::Pass) {
+        passed.push(mail_from_domain.to_ascii_lowercase());
+    }
     let header = format!("Authentication-Results: {results}\r\n");
     AuthReport {
         header,
         findings,
+        passed,
         seal: Some(SealInput {
             results,
             chain: arc.result().clone(),

@@ -3,8 +3,11 @@
 //! recipient (status and the last reply) and the ordered events of its journey.
 //! The quarantine's index (`held`): one row per held message and recipient with
 //! its release status and expiry, and the audit log of administrators' actions.
-//! Console sessions and API tokens (`access`, hashes only).
-//! And the learned models (the content classifier's), shared by every process.
+//! Console sessions and API tokens (`access`, hashes only). Which messages
+//! carried which URL behind secure links and who clicked (`clicks`). The
+//! sending servers recognised in inbound mail and their enforcement's pauses
+//! and exemptions (`servers`). And the learned models (the content
+//! classifier's), shared by every process.
 //! SQLite is the embedded default; the schema is plain SQL so that a PostgreSQL
 //! backend for cluster mode can follow the same shape.
 //!
@@ -22,6 +25,7 @@ pub mod digest;
 pub mod held;
 mod models;
 mod schema;
+pub mod servers;
 #[cfg(test)]
 mod testing;
 pub mod trace;

@@ -136,6 +136,38 @@ CREATE TABLE IF NOT EXISTS link_clicks (
 );
 CREATE INDEX IF NOT EXISTS link_clicks_url ON link_clicks(url);
 CREATE INDEX IF NOT EXISTS link_clicks_host ON link_clicks(host);
+-- Sending servers (servers.rs): what each sending organisation's servers run,
+-- as recognised in their Received fields, since when they are out of date,
+-- and the admins' pauses and exemptions of the staged enforcement.
+CREATE TABLE IF NOT EXISTS sender_servers (
+    key            TEXT PRIMARY KEY,
+    org            TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    own            INTEGER NOT NULL DEFAULT 0,
+    product        TEXT NOT NULL,
+    version        TEXT NOT NULL,
+    release        TEXT,
+    status         TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    recommended    TEXT,
+    first_detected INTEGER,
+    first_seen     INTEGER NOT NULL,
+    last_seen      INTEGER NOT NULL,
+    messages       INTEGER NOT NULL DEFAULT 0,
+    connections    INTEGER NOT NULL DEFAULT 0,
+    exempt         INTEGER NOT NULL DEFAULT 0,
+    last_field     TEXT NOT NULL,
+    last_message   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sender_servers_status ON sender_servers(status);
+CREATE TABLE IF NOT EXISTS sender_pauses (
+    key        TEXT NOT NULL,
+    from_ms    INTEGER NOT NULL,
+    until_ms   INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sender_pauses_key ON sender_pauses(key);
 ";
 
 /// Columns added after the first release, added to older databases at open.

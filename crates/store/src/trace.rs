@@ -228,6 +228,18 @@ pub enum EventKind {
         /// Whether an ARC set was added after the change.
         arc_sealed: bool,
     },
+    /// The sending organisation's servers recognised in the message's
+    /// Received fields, and what the staged enforcement did with it.
+    SenderServers {
+        servers: Vec<crate::servers::Sighting>,
+        /// `accept`, `defer` or `reject`.
+        decision: String,
+        /// The connecting server's step of the schedule (`report`,
+        /// `throttle 25%`, ...) and whether it was paused, exempt or
+        /// report-only, when one applied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+    },
 }
 
 /// One symbol of a stored verdict.
@@ -256,6 +268,7 @@ impl EventKind {
             EventKind::Purged { .. } => "purged",
             EventKind::Clicked { .. } => "clicked",
             EventKind::LinksRewritten { .. } => "links_rewritten",
+            EventKind::SenderServers { .. } => "sender_servers",
         }
     }
 }
@@ -768,6 +781,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, e: &TraceEvent) -> Result<(), StoreErro
         } => crate::clicks::index_click(tx, e, url, verdict, recipient_hash, client_ip)?,
         EventKind::LinksRewritten { urls, .. } => {
             crate::clicks::index_urls(tx, &e.message, urls, e.at)?
+        }
+        EventKind::SenderServers { servers, .. } => {
+            crate::servers::note_sightings(tx, &e.message, servers, e.at)?
         }
     }
     Ok(())
