@@ -1,15 +1,18 @@
 //! portcullis-gateway: the path of one message. SMTP sessions call this handler
 //! for each recipient and each complete message; it decides relay permission,
 //! checks logins, stamps the Received header, scans the message (the verdict
-//! then adjusted by the recipients' own sender rules, `sender_rules`), and
-//! refuses it in the session, holds it in the quarantine, or marks and queues
-//! it; it records the trace and chooses the reply.
+//! then adjusted by the recipients' own sender rules, `sender_rules`), judges
+//! the sending server's software (`sending_servers`: out-of-date servers are
+//! throttled or blocked on a schedule), and refuses it in the session, holds
+//! it in the quarantine, or marks and queues it; it records the trace and
+//! chooses the reply.
 //!
 //! ```text
 //! RCPT  -> accepted domain? trusted network? authenticated? -> 250 / 550 5.7.1
-//! DATA  -> Received header -> scan -> sender rules -> 550 5.7.1 (reject)
-//!                                                  | quarantine (fsync) -> 250 id
-//!                                                  | marks -> links -> queue (fsync) -> 250 id
+//! DATA  -> Received header -> scan -> sender rules -> sending server -> 451/550 4.7.230 (out of date)
+//!                                                                     | 550 5.7.1 (reject)
+//!                                                                     | quarantine (fsync) -> 250 id
+//!                                                                     | marks -> links -> queue (fsync) -> 250 id
 //! ```
 //!
 //! `links` rewrites inbound mail's links into secure links and adds an ARC
@@ -28,6 +31,7 @@ pub mod headers;
 pub mod links;
 pub mod marks;
 mod sender_rules;
+pub mod sending_servers;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use ipnet::IpNet;
@@ -112,6 +116,8 @@ pub struct Gateway {
     sender_rules: sender_rules::SenderRules,
     /// Link rewriting and ARC sealing; `None` when `[links]` is off.
     links: Option<Arc<links::LinkProtection>>,
+    /// Sender-server checks; `None` when `[senders]` is off.
+    servers: Option<Arc<sending_servers::SendingServers>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
@@ -123,6 +129,7 @@ impl Gateway {
         scanner: Arc<Scanner>,
         quarantine: Quarantine,
         links: Option<Arc<links::LinkProtection>>,
+        servers: Option<Arc<sending_servers::SendingServers>>,
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             policy,
@@ -132,6 +139,7 @@ impl Gateway {
             scanner,
             quarantine,
             links,
+            servers,
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -616,8 +624,54 @@ impl Handler for Gateway {
         self.sender_rules
             .apply(&envelope.mail_from, &recipients, &mut verdict)
             .await;
+        let judgement = match &self.servers {
+            Some(servers) => {
+                let origin = sending_servers::Origin {
+                    helo: session.helo.as_deref(),
+                    own: session.auth_user.is_some() || self.is_trusted(session.peer.ip()),
+                    authenticated: auth.as_ref().map(|a| a.passed.as_slice()).unwrap_or(&[]),
+                };
+                let as_received = stamped.get(received.len()..).unwrap_or_default();
+                Some(servers.judge(as_received, &origin, &id, now).await)
+            }
+            None => None,
+        };
+        let (servers_event, refusal) = match judgement {
+            Some(j) => {
+                verdict.symbols.extend(j.symbol);
+                (j.event, j.refusal)
+            }
+            None => (None, None),
+        };
         let mail_from = envelope.mail_from.clone();
         let scanned = scanned_event(&verdict, scan_us);
+
+        if let Some(reply) = refusal {
+            tracing::info!(id = %id, from = %mail_from, to = ?recipients, peer = %session.peer.ip(), reply = %reply, "refused: out-of-date sending server");
+            metrics()
+                .messages
+                .with_label_values(&[
+                    "refused",
+                    if reply.code >= 500 {
+                        "server_blocked"
+                    } else {
+                        "server_throttled"
+                    },
+                ])
+                .inc();
+            self.store.record(
+                &id,
+                Self::rejected_event(session, mail_from, recipients, reply.to_string()),
+            );
+            self.store.record(&id, scanned);
+            if let Some(event) = servers_event {
+                self.store.record(&id, event);
+            }
+            metrics()
+                .data_seconds
+                .observe(started.elapsed().as_secs_f64());
+            return reply;
+        }
 
         if verdict.action == Action::Reject {
             let reply = reject_reply(&verdict, &id);
@@ -631,6 +685,9 @@ impl Handler for Gateway {
                 Self::rejected_event(session, mail_from, recipients, reply.to_string()),
             );
             self.store.record(&id, scanned);
+            if let Some(event) = servers_event {
+                self.store.record(&id, event);
+            }
             metrics()
                 .data_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -732,6 +789,9 @@ impl Handler for Gateway {
                 Err(e) => Err(e.to_string()),
             }
         };
+        if let (Ok(_), Some(event)) = (&stored, servers_event) {
+            self.store.record(&id, event);
+        }
         let reply = match stored {
             Ok(how) => {
                 metrics()

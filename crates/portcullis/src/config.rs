@@ -45,6 +45,9 @@ pub struct Config {
     pub digest: portcullis_digest::DigestConfig,
     /// `[links]`: secure links (the link host and the rewriting's settings).
     pub links: portcullis_links::LinksConfig,
+    /// `[senders]`: recognising sending servers' software and the staged
+    /// enforcement against out-of-date ones.
+    pub senders: portcullis_senders::SendersConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -381,6 +384,7 @@ impl Config {
         self.quarantine.validate()?;
         self.digest.validate()?;
         self.links.validate()?;
+        self.senders.validate()?;
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {
             return Err("smtp.tls_certificate and smtp.tls_key must be given together".into());
         }

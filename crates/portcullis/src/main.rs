@@ -19,9 +19,11 @@
 
 mod cli_digest;
 mod cli_links;
+mod cli_probe;
 mod cli_quarantine;
 mod cli_queue;
 mod cli_scan;
+mod cli_senders;
 mod cli_token;
 mod cli_trace;
 mod cli_train;
@@ -104,6 +106,18 @@ enum Command {
         #[command(subcommand)]
         action: cli_links::LinksAction,
     },
+    /// Sending servers: what the sending organisations' servers run, their
+    /// staged enforcement (pause, exempt), and the version catalogue.
+    Senders {
+        #[command(subcommand)]
+        action: cli_senders::SendersAction,
+    },
+    /// Ask a server you name which Exchange build (Outlook on the web) and SMTP
+    /// software it runs, and print the version catalogue's verdict.
+    Probe {
+        #[command(flatten)]
+        args: cli_probe::ProbeArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -128,6 +142,8 @@ fn main() -> ExitCode {
         Command::Token { action } => cli_token::run(&config, &action),
         Command::Digest { action } => cli_digest::run(&config, &action),
         Command::Links { action } => cli_links::run(&config, &action),
+        Command::Senders { action } => cli_senders::run(&config, &action),
+        Command::Probe { args } => cli_probe::run(&config, &args),
     };
     match result {
         Ok(code) => code,

@@ -143,6 +143,14 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         .with_context(|| format!("cannot make the link key ring {}", link_dir.display()))?;
     let web_scanner = scanner.clone();
     let link_protection = link_protection(&config, &link_keys)?;
+    let catalog = portcullis_senders::site_catalog::load(data)
+        .context("cannot read the site's version catalogue")?;
+    let sending_servers = portcullis_gateway::sending_servers::SendingServers::new(
+        &config.senders,
+        Arc::new(catalog),
+        store.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let gateway = Gateway::new(
         policy,
         queue.clone(),
@@ -150,6 +158,7 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         scanner,
         quarantine.clone(),
         link_protection,
+        sending_servers,
     );
     let limits = Arc::new(session_limits(&config));
     let conn_limits = ConnectionLimits {
@@ -159,6 +168,14 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(digests.clone().run_schedule(stop_rx.clone()));
     tokio::spawn(digests.clone().run_purge(stop_rx.clone()));
+    tokio::spawn(portcullis_senders::summary::run_schedule(
+        store.clone(),
+        queue.clone(),
+        config.senders.clone(),
+        config.server.hostname.clone(),
+        config.server.data_dir.clone(),
+        stop_rx.clone(),
+    ));
     let accounts = portcullis_web::LocalAccounts::new(
         config
             .users
@@ -180,6 +197,8 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
             scanner: web_scanner,
             link_keys,
             click_lists: portcullis_links::ClickLists::new(config.scan_config()),
+            senders: config.senders.clone(),
+            hostname: config.server.hostname.clone(),
         },
         stop_rx.clone(),
     ));

@@ -17,6 +17,8 @@ const state = {
   picked: new Set(), // "message\nrecipient" keys chosen in the list
   pending: null, // the confirmation waiting for an answer
   lastList: '', // the list's query, for the way back from a message
+  pauseKey: null, // the sending server whose pause is being asked for
+  pauseAllowance: null, // days a server may be paused in any 365
 };
 
 const $ = (id) => document.getElementById(id);
@@ -29,7 +31,11 @@ function el(tag, text, cls) {
 }
 
 function show(section) {
-  for (const id of ['signin', 'list', 'details']) $(id).hidden = id !== section;
+  for (const id of ['signin', 'list', 'details', 'servers']) $(id).hidden = id !== section;
+  for (const [id, view] of [['nav-held', 'list'], ['nav-servers', 'servers']]) {
+    if (section === view) $(id).setAttribute('aria-current', 'page');
+    else $(id).removeAttribute('aria-current');
+  }
 }
 
 function notice(text, isError) {
@@ -119,9 +125,14 @@ function signedOut(message) {
   state.picked.clear();
   closeConfirm();
   for (const id of ['entries-body', 'envelope', 'verdict-body', 'recipients-body', 'actions',
-    'headers-body', 'preview-links', 'attachments-body']) $(id).replaceChildren();
+    'headers-body', 'preview-links', 'attachments-body', 'servers-body']) $(id).replaceChildren();
   for (const id of ['list-summary', 'details-title', 'verdict-summary', 'preview-text',
-    'action-result']) $(id).textContent = '';
+    'action-result', 'servers-summary', 'servers-result', 'own-banner-text']) $(id).textContent = '';
+  closePause();
+  $('own-banner').hidden = true;
+  $('servers-result').hidden = true;
+  $('nav-held').hidden = true;
+  $('nav-servers').hidden = true;
   fillForm({});
   $('who').hidden = true;
   $('signout').hidden = true;
@@ -135,6 +146,8 @@ function signedIn(me) {
   $('who').textContent = `${me.name} (${me.role})`;
   $('who').hidden = false;
   $('signout').hidden = false;
+  $('nav-held').hidden = false;
+  $('nav-servers').hidden = me.role !== 'admin';
 }
 
 async function signIn(ev) {
@@ -192,9 +205,20 @@ function route() {
     show('signin');
     return;
   }
+  const admin = state.me.role === 'admin';
+  // Every admin page warns when our own servers are out of date.
+  if (admin) ownBanner();
   const m = location.pathname.match(/^\/console\/message\/([^/]+)$/);
   if (m) {
     details(decodeURIComponent(m[1]));
+  } else if (location.pathname === '/console/servers') {
+    if (admin) {
+      servers(new URLSearchParams(location.search), true);
+    } else {
+      history.replaceState(null, '', '/console');
+      list(new URLSearchParams(), true);
+      notice('The sending servers are for administrators.', true);
+    }
   } else {
     list(new URLSearchParams(location.search), true);
   }
@@ -653,6 +677,217 @@ async function preview(id) {
   $('preview').hidden = false;
 }
 
+// ---- sending servers (admin) ----
+
+const SERVER_STATUSES = ['current', 'outdated', 'vulnerable', 'unsupported'];
+
+function fmtDay(ms) {
+  return typeof ms === 'number' ? fmtTime(ms).slice(0, 10) : '';
+}
+
+function software(s) {
+  const version = `${s.product || ''} ${s.version || ''}`.trim();
+  return s.release ? `${s.release} (${version})` : version;
+}
+
+// The warning about our own out-of-date servers, on every admin page.
+async function ownBanner() {
+  let a;
+  try {
+    a = await api('GET', '/api/servers?own=true');
+  } catch {
+    return;
+  }
+  if (!state.me || state.me.role !== 'admin') return;
+  const own = a.status === 200 && a.data && Array.isArray(a.data.servers)
+    ? a.data.servers.filter((s) => s.own && s.status !== 'current') : [];
+  const n = a.status === 200 && a.data && typeof a.data.own_out_of_date === 'number'
+    ? a.data.own_out_of_date : own.length;
+  if (!n) {
+    $('own-banner').hidden = true;
+    $('own-banner-text').textContent = '';
+    return;
+  }
+  const names = own.slice(0, 10).map((s) => `${s.host || s.key} (${software(s)}, ${s.status})`);
+  if (own.length > 10) names.push(`and ${own.length - 10} more`);
+  $('own-banner-text').textContent =
+    `${n} of your own mail servers ${n === 1 ? 'runs' : 'run'} out-of-date software: ${names.join('; ')}; ` +
+    'large receivers such as Exchange Online throttle and block such servers.';
+  $('own-banner').hidden = false;
+}
+
+function serverFilters(params) {
+  const f = {};
+  const status = params.get('status');
+  if (status && SERVER_STATUSES.includes(status)) f.status = status;
+  const own = params.get('own');
+  if (own === 'true' || own === 'false') f.own = own;
+  return f;
+}
+
+function serverResult(text, isError) {
+  const r = $('servers-result');
+  r.textContent = text;
+  r.hidden = !text;
+  r.classList.toggle('error', Boolean(isError));
+}
+
+function closePause() {
+  state.pauseKey = null;
+  $('pause-box').hidden = true;
+  $('pause-server').textContent = '';
+}
+
+async function servers(params, fresh) {
+  show('servers');
+  const f = serverFilters(params);
+  if (fresh) {
+    notice('');
+    closePause();
+    serverResult('');
+    $('s-status').value = f.status || '';
+    $('s-own').value = f.own || '';
+    $('servers-title').focus();
+  }
+  $('servers-summary').textContent = 'Loading…';
+  let a;
+  try {
+    a = await api('GET', `/api/servers?${new URLSearchParams(f)}`);
+  } catch (e) {
+    $('servers-summary').textContent = e.message;
+    return;
+  }
+  if (a.status !== 200 || !a.data) {
+    $('servers-summary').textContent = `The sending servers could not be shown: ${reason(a)}`;
+    $('servers-body').replaceChildren();
+    return;
+  }
+  const list = Array.isArray(a.data.servers) ? a.data.servers : [];
+  state.pauseAllowance = a.data.pause_allowance_days;
+  renderServers(list);
+  const mode = a.data.mode === 'report'
+    ? ' Report-only mode: nothing is throttled or blocked.' : '';
+  $('servers-summary').textContent = (list.length === 0 ? 'No sending server matches.'
+    : `${list.length} ${list.length === 1 ? 'server' : 'servers'} shown, longest out of date first.`) + mode;
+}
+
+function cell(text, cls, detail) {
+  const td = el('td', text, cls);
+  if (detail) td.append(el('span', detail, 'detail'));
+  return td;
+}
+
+function renderServers(list) {
+  $('servers-body').replaceChildren(...list.map((s) => {
+    const tr = el('tr');
+    tr.dataset.key = s.key;
+    const key = cell(s.key, 'key');
+    key.title = s.key;
+    if (s.own) key.append(el('span', 'own', 'tag'));
+    const st = el('td', null, 'status');
+    const known = SERVER_STATUSES.includes(s.status) ? s.status : 'other';
+    st.append(el('span', s.status, `badge server-${known}`));
+    if (s.reason) st.append(el('span', s.reason, 'detail'));
+    let stageNote = '';
+    if (s.stage && s.own) stageNote = 'own server: not enforced';
+    else if (s.stage && !s.enforced) stageNote = 'not the connecting server: not enforced';
+    else if (s.stage && s.enforced !== s.stage) stageNote = `acting as ${s.enforced}`;
+    const held = [];
+    if (typeof s.paused_until === 'number') held.push(`paused until ${fmtDay(s.paused_until)}`);
+    if (s.exempt) held.push('exempt');
+    tr.append(
+      key,
+      cell(software(s), 'software', s.recommended ? `install ${s.recommended}` : ''),
+      st,
+      cell(typeof s.first_detected === 'number' ? fmtDay(s.first_detected) : '—', 'time'),
+      lastSeen(s),
+      cell(String(s.messages), 'num'),
+      cell(s.stage || '—', 'stage', stageNote),
+      cell(s.next_stage && !s.own ? s.next_stage : '—', 'next',
+        s.next_stage && !s.own ? `on ${fmtDay(s.next_stage_at)}` : ''),
+      cell(held.length ? held.join(', ') : '—', 'held'),
+      serverActions(s),
+    );
+    return tr;
+  }));
+}
+
+function lastSeen(s) {
+  const td = cell(fmtDay(s.last_seen), 'time');
+  td.title = fmtTime(s.last_seen);
+  return td;
+}
+
+function serverActions(s) {
+  const td = el('td', null, 'actions');
+  if (s.own) {
+    td.textContent = '—';
+    return td;
+  }
+  const button = (label, run) => {
+    const b = el('button', label);
+    b.type = 'button';
+    b.setAttribute('aria-label', `${label} ${s.key}`);
+    b.addEventListener('click', run);
+    td.append(b);
+  };
+  if (s.status !== 'current') {
+    if (typeof s.paused_until === 'number') {
+      button('Resume', () => serverChange('resume', { key: s.key },
+        () => `Enforcement of ${s.key} resumed.`));
+    } else {
+      button('Pause', () => askPause(s.key));
+    }
+  }
+  if (s.exempt) {
+    button('Unexempt', () => serverChange('exempt', { key: s.key, exempt: false },
+      () => `${s.key} is no longer exempt.`));
+  } else {
+    button('Exempt', () => serverChange('exempt', { key: s.key, exempt: true },
+      () => `${s.key} is exempt: its mail is only reported.`));
+  }
+  return td;
+}
+
+function askPause(key) {
+  state.pauseKey = key;
+  $('pause-server').textContent = key;
+  $('pause-hint').textContent = typeof state.pauseAllowance === 'number'
+    ? `At most ${state.pauseAllowance} days in any 365.` : '';
+  $('pause-box').hidden = false;
+  $('pause-days').focus();
+  $('pause-days').select();
+}
+
+async function confirmPause() {
+  const key = state.pauseKey;
+  if (!key) return;
+  const days = Number($('pause-days').value);
+  if (!Number.isInteger(days) || days < 1 || days > 366) {
+    $('pause-hint').textContent = 'Give a whole number of days, 1 to 366.';
+    return;
+  }
+  closePause();
+  await serverChange('pause', { key, days },
+    (d) => `Enforcement of ${key} paused for ${days} ${days === 1 ? 'day' : 'days'}, until ${fmtDay(d.paused_until)}.`);
+}
+
+// One change; shows the outcome and reloads the list.
+async function serverChange(what, body, success) {
+  for (const b of $('servers-body').querySelectorAll('button')) b.disabled = true;
+  let a;
+  try {
+    a = await api('POST', `/api/servers/${what}`, body);
+  } catch (e) {
+    serverResult(e.message, true);
+    return;
+  }
+  if (a.status === 200) serverResult(success(a.data || {}), false);
+  else serverResult(`Not done: ${reason(a)}`, true);
+  await servers(new URLSearchParams(location.search), false);
+  ownBanner();
+}
+
 // ---- start ----
 
 function wire() {
@@ -702,6 +937,30 @@ function wire() {
     }
   });
   $('confirm-no').addEventListener('click', closeConfirm);
+  for (const id of ['nav-held', 'nav-servers', 'own-banner-link']) {
+    $(id).addEventListener('click', (ev) => {
+      if (ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+      ev.preventDefault();
+      go($(id).getAttribute('href'));
+    });
+  }
+  $('server-filters').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const f = {};
+    if ($('s-status').value) f.status = $('s-status').value;
+    if ($('s-own').value) f.own = $('s-own').value;
+    const q = new URLSearchParams(f).toString();
+    go(q ? `/console/servers?${q}` : '/console/servers');
+  });
+  $('s-reset').addEventListener('click', () => go('/console/servers'));
+  $('pause-yes').addEventListener('click', confirmPause);
+  $('pause-days').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') {
+      ev.preventDefault();
+      confirmPause();
+    }
+  });
+  $('pause-no').addEventListener('click', closePause);
   window.addEventListener('popstate', route);
 }
 

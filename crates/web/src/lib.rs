@@ -27,6 +27,7 @@ mod links;
 mod quarantine_api;
 mod redirect;
 mod senders_api;
+mod servers_api;
 
 pub use auth::{Access, Account, Accounts, LocalAccounts};
 use auth::{Admin, Staff};
@@ -56,6 +57,8 @@ struct App {
     scanner: Arc<portcullis_scan::Scanner>,
     link_keys: Arc<portcullis_links::KeyRing>,
     click_lists: Arc<portcullis_links::ClickLists>,
+    senders: Arc<portcullis_senders::SendersConfig>,
+    hostname: Arc<str>,
 }
 
 /// What the HTTP listener serves from.
@@ -73,6 +76,11 @@ pub struct Services {
     pub link_keys: portcullis_links::KeyRing,
     /// What `/l/` links are judged with at click time.
     pub click_lists: portcullis_links::ClickLists,
+    /// `[senders]`: the schedule, mode and pause allowance the sending
+    /// servers' page (`/api/servers`) judges and changes servers with.
+    pub senders: portcullis_senders::SendersConfig,
+    /// The gateway's host name, for the mail it writes itself.
+    pub hostname: String,
 }
 
 /// Builds the router.
@@ -122,6 +130,11 @@ pub fn router(services: Services) -> Router {
             "/api/senders",
             get(senders_api::list).post(senders_api::set),
         )
+        .route("/api/servers", get(servers_api::list))
+        .route("/api/servers/pause", post(servers_api::pause))
+        .route("/api/servers/resume", post(servers_api::resume))
+        .route("/api/servers/exempt", post(servers_api::exempt))
+        .route("/api/servers/summary", post(servers_api::summary))
         .route("/api/audit", get(audit_log))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
@@ -137,6 +150,8 @@ pub fn router(services: Services) -> Router {
             scanner: services.scanner,
             link_keys: Arc::new(services.link_keys),
             click_lists: Arc::new(services.click_lists),
+            senders: Arc::new(services.senders),
+            hostname: services.hostname.into(),
         })
 }
 
