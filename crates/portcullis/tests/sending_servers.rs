@@ -39,6 +39,9 @@ fn world(trusted: &str, senders: &str) -> World {
     let dns = Dns::start(&[
         "--txt-record=bank.test,v=spf1 ip4:127.0.0.1 -all".to_string(),
         "--txt-record=spam.test,v=spf1 ip4:127.0.0.1 -all".to_string(),
+        "--txt-record=exim.test,v=spf1 ip4:127.0.0.1 -all".to_string(),
+        "--txt-record=sendmail.test,v=spf1 ip4:127.0.0.1 -all".to_string(),
+        "--txt-record=iis.test,v=spf1 ip4:127.0.0.1 -all".to_string(),
     ]);
     let sink = Sink::start(&[]);
     let gw = Gateway::start(
@@ -440,4 +443,78 @@ fn the_summary_tells_the_admin_about_new_servers_and_our_own() {
     for want in ["ex01.bank.test", "15.1.2507.6", "unsupported"] {
         assert!(summary.contains(want), "{want} missing: {summary}");
     }
+}
+
+#[test]
+fn exim_sendmail_and_iis_smtp_are_recognised_through_smtp() {
+    let w = world("", "");
+    let body = |n: usize, from: &str| {
+        format!(
+            "From: {from}\r\nTo: bob@example.test\r\nSubject: hello {n}\r\n\
+             Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <p-{n}@test>\r\n\r\nHello.\r\n"
+        )
+    };
+    // As each server writes its own field when it takes the message in.
+    let exim = format!(
+        "Received: from [10.0.0.7] (helo=ws7.exim.test)\r\n\tby mail.exim.test with esmtpsa (TLS1.3) tls TLS_AES_256_GCM_SHA384\r\n\
+         \t(Exim 4.94.2)\r\n\t(envelope-from <ann@exim.test>)\r\n\tid 1rAbCd-000123-4x\r\n\
+         \tfor bob@example.test; Mon, 23 Nov 2026 09:59:59 +0000\r\n{}",
+        body(1, "ann@exim.test")
+    );
+    let sendmail = format!(
+        "Received: from ws8.sendmail.test (ws8.sendmail.test [10.0.0.8])\r\n\
+         \tby mail.sendmail.test (8.17.1/8.17.1) with ESMTP id 5ANA0x9B012345\r\n\
+         \tfor <bob@example.test>; Mon, 23 Nov 2026 09:59:59 GMT\r\n{}",
+        body(2, "sam@sendmail.test")
+    );
+    let iis = format!(
+        "Received: from ws9 ([10.0.0.9]) by mail.iis.test with Microsoft SMTPSVC(6.0.3790.4675);\r\n\
+         \t Mon, 23 Nov 2026 09:59:59 +0000\r\n{}",
+        body(3, "ivy@iis.test")
+    );
+    for (helo, from, data) in [
+        ("mail.exim.test", "ann@exim.test", &exim),
+        ("mail.sendmail.test", "sam@sendmail.test", &sendmail),
+        ("mail.iis.test", "ivy@iis.test", &iis),
+    ] {
+        let run = w.send_as(helo, from, data);
+        assert!(run.server_said("250 2.0.0"), "{}", run.transcript);
+    }
+    common::wait_until(
+        "three servers in the store",
+        Duration::from_secs(10),
+        || w.list_json()["servers"].as_array().map(Vec::len) == Some(3),
+    );
+    let list = w.list_json();
+    let status = |key: &str| {
+        list["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .find(|s| s["key"] == key)
+            .map(|s| {
+                (
+                    s["product"].clone(),
+                    s["version"].clone(),
+                    s["status"].clone(),
+                )
+            })
+            .unwrap_or_else(|| panic!("{key} missing: {list}"))
+    };
+    assert_eq!(
+        status("exim.test/mail.exim.test"),
+        ("exim".into(), "4.94.2".into(), "vulnerable".into())
+    );
+    assert_eq!(
+        status("sendmail.test/mail.sendmail.test"),
+        ("sendmail".into(), "8.17.1".into(), "vulnerable".into())
+    );
+    assert_eq!(
+        status("iis.test/mail.iis.test"),
+        (
+            "iis-smtp".into(),
+            "6.0.3790.4675".into(),
+            "unsupported".into()
+        )
+    );
 }
