@@ -9,52 +9,6 @@ use common::{Dns, Gateway, Sink};
 use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
-use std::process::Command;
-
-/// An RSA key pair: (PKCS#8 PEM private key, base64 SubjectPublicKeyInfo).
-fn rsa_key(dir: &std::path::Path) -> (String, String) {
-    let key = dir.join("dkim.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl (install it with scripts/install-peers.sh)")
-        .success();
-    assert!(ok, "openssl genpkey failed");
-    let public = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl pkey -in {} -pubout -outform DER | base64 -w0",
-            key.display()
-        ))
-        .output()
-        .expect("openssl pkey");
-    (
-        std::fs::read_to_string(&key).expect("key"),
-        String::from_utf8(public.stdout).expect("base64"),
-    )
-}
-
-/// dnsmasq TXT option with the value split into 200-byte strings (a TXT string
-/// holds at most 255 bytes; DKIM joins them). No shell is involved, so the
-/// strings are not quoted (dnsmasq would keep the quotes); commas separate them.
-fn txt(name: &str, value: &str) -> String {
-    assert!(!value.contains(','), "a comma would split the TXT value");
-    let parts: Vec<String> = value
-        .as_bytes()
-        .chunks(200)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    format!("--txt-record={name},{}", parts.join(","))
-}
 
 struct World {
     _dns: Dns,
@@ -66,21 +20,21 @@ struct World {
 
 fn world() -> World {
     let keys = tempfile::tempdir().expect("tempdir");
-    let (key_pem, public) = rsa_key(keys.path());
+    let (key_pem, public) = common::rsa_key(keys.path());
     let dns = Dns::start(&[
         // pass.test: our client may send, signs with s1, asks for rejection.
-        txt("pass.test", "v=spf1 ip4:127.0.0.1 -all"),
-        txt(
+        common::txt("pass.test", "v=spf1 ip4:127.0.0.1 -all"),
+        common::txt(
             "s1._domainkey.pass.test",
             &format!("v=DKIM1; k=rsa; p={public}"),
         ),
-        txt("_dmarc.pass.test", "v=DMARC1; p=reject"),
+        common::txt("_dmarc.pass.test", "v=DMARC1; p=reject"),
         // bank.test: nobody but 192.0.2.1 may send, and it wants forgeries rejected.
-        txt("bank.test", "v=spf1 ip4:192.0.2.1 -all"),
-        txt("_dmarc.bank.test", "v=DMARC1; p=reject"),
+        common::txt("bank.test", "v=spf1 ip4:192.0.2.1 -all"),
+        common::txt("_dmarc.bank.test", "v=DMARC1; p=reject"),
         // shop.test: the same, but asks for quarantine.
-        txt("shop.test", "v=spf1 ip4:192.0.2.1 -all"),
-        txt("_dmarc.shop.test", "v=DMARC1; p=quarantine"),
+        common::txt("shop.test", "v=spf1 ip4:192.0.2.1 -all"),
+        common::txt("_dmarc.shop.test", "v=DMARC1; p=quarantine"),
     ]);
     let sink = Sink::start(&[]);
     // Loopback is trusted by default, and trusted clients are not checked.

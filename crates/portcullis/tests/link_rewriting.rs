@@ -13,50 +13,6 @@ use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
-use std::process::Command;
-
-/// dnsmasq TXT option with the value split into 200-byte strings (no shell:
-/// commas separate the strings).
-fn txt(name: &str, value: &str) -> String {
-    let parts: Vec<String> = value
-        .as_bytes()
-        .chunks(200)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    format!("--txt-record={name},{}", parts.join(","))
-}
-
-/// A sender's DKIM key: (PKCS#8 PEM, base64 SubjectPublicKeyInfo).
-fn openssl_key(dir: &std::path::Path) -> (String, String) {
-    let key = dir.join("sender.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl (install it with scripts/install-peers.sh)")
-        .success();
-    assert!(ok, "openssl genpkey failed");
-    let public = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl pkey -in {} -pubout -outform DER | base64 -w0",
-            key.display()
-        ))
-        .output()
-        .expect("openssl pkey");
-    (
-        std::fs::read_to_string(&key).expect("key"),
-        String::from_utf8(public.stdout).expect("base64"),
-    )
-}
 
 const HTML_MAIL: &str = "From: Alice <alice@pass.test>\r\nTo: bob@example.test\r\n\
 Subject: your invoice\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
@@ -80,14 +36,14 @@ struct World {
 /// A gateway with links on; `trusted` lists its trusted networks.
 fn world(trusted: &str) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (sender_key, public) = openssl_key(dir.path());
+    let (sender_key, public) = common::rsa_key(dir.path());
     let dns = Dns::start(&[
-        txt("pass.test", "v=spf1 ip4:127.0.0.1 -all"),
-        txt(
+        common::txt("pass.test", "v=spf1 ip4:127.0.0.1 -all"),
+        common::txt(
             "s1._domainkey.pass.test",
             &format!("v=DKIM1; k=rsa; p={public}"),
         ),
-        txt("_dmarc.pass.test", "v=DMARC1; p=reject"),
+        common::txt("_dmarc.pass.test", "v=DMARC1; p=reject"),
     ]);
     let sink = Sink::start(&[]);
     let gw = Gateway::start(
@@ -228,7 +184,10 @@ fn inbound_links_are_rewritten_and_the_arc_seal_validates() {
         .collect::<Vec<_>>()
         .concat();
     assert!(value.starts_with("v=DKIM1; k=rsa; p="), "{record}");
-    let published = Dns::start(&[txt("portcullis._domainkey.gw.portcullis.test", &value)]);
+    let published = Dns::start(&[common::txt(
+        "portcullis._domainkey.gw.portcullis.test",
+        &value,
+    )]);
     let raw = delivered(dump);
     let message = AuthenticatedMessage::parse(&raw).expect("parse delivered");
     let auth = verifier(published.port);

@@ -868,3 +868,48 @@ pub fn password_hash(password: &str) -> String {
     let out = child.wait_with_output().expect("hash-password ran");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// An RSA key pair: (PKCS#8 PEM private key, base64 SubjectPublicKeyInfo).
+pub fn rsa_key(dir: &std::path::Path) -> (String, String) {
+    let key = dir.join("dkim.pem");
+    let ok = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (install it with scripts/install-peers.sh)")
+        .success();
+    assert!(ok, "openssl genpkey failed");
+    let public = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl pkey -in {} -pubout -outform DER | base64 -w0",
+            key.display()
+        ))
+        .output()
+        .expect("openssl pkey");
+    (
+        std::fs::read_to_string(&key).expect("key"),
+        String::from_utf8(public.stdout).expect("base64"),
+    )
+}
+
+/// dnsmasq TXT option with the value split into 200-byte strings (a TXT string
+/// holds at most 255 bytes; DKIM joins them). No shell is involved, so the
+/// strings are not quoted (dnsmasq would keep the quotes); commas separate them.
+pub fn txt(name: &str, value: &str) -> String {
+    assert!(!value.contains(','), "a comma would split the TXT value");
+    let parts: Vec<String> = value
+        .as_bytes()
+        .chunks(200)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!("--txt-record={name},{}", parts.join(","))
+}
