@@ -1089,19 +1089,7 @@ mod tests {
     const HOST: &str = "links.example.test";
 
     fn rw(raw: &[u8], ring: &KeyRing, keep: &[String]) -> Rewritten {
-        rewrite(
-            raw,
-            &Rewrite {
-                keys: ring,
-                host: HOST,
-                message: "D2107H64DXJG0000",
-                recipient: "alice@example.test",
-                now: 1_795_000_000,
-                do_not_rewrite: keep,
-                vendor_links: VendorLinks::Unwrap,
-            },
-        )
-        .unwrap()
+        rw_with(raw, ring, keep, VendorLinks::Unwrap)
     }
 
     #[test]

@@ -111,6 +111,18 @@ impl World {
         });
     }
 
+    /// The `sender_servers` event of a delivered message.
+    fn servers_event(&self, id: &str) -> serde_json::Value {
+        let t = self.gw.wait_status(id, "delivered");
+        t["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["kind"] == "sender_servers")
+            .cloned()
+            .unwrap_or_else(|| panic!("no sender_servers event: {t}"))
+    }
+
     fn list_json(&self) -> serde_json::Value {
         let out = self.gw.cli(&["senders", "list", "--format", "json"]);
         assert!(
@@ -233,14 +245,7 @@ fn an_unsupported_exchange_is_reported_then_throttled_then_blocked() {
     std::thread::sleep(Duration::from_millis(2300));
     let run = w.send();
     assert!(run.server_said("250 2.0.0"), "{}", run.transcript);
-    let t = w.gw.wait_status(&run.queue_id(), "delivered");
-    let seen = t["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["kind"] == "sender_servers")
-        .cloned()
-        .expect("event");
+    let seen = w.servers_event(&run.queue_id());
     assert_eq!(seen["stage"], "block 100% (exempt)");
 }
 
@@ -292,14 +297,7 @@ fn report_only_mode_records_but_never_refuses() {
     w.first_detected_days_ago(95);
     let run = w.send();
     assert!(run.server_said("250 2.0.0"), "{}", run.transcript);
-    let t = w.gw.wait_status(&run.queue_id(), "delivered");
-    let seen = t["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["kind"] == "sender_servers")
-        .cloned()
-        .expect("event");
+    let seen = w.servers_event(&run.queue_id());
     assert_eq!(seen["stage"], "block 100% (report-only mode)");
     assert_eq!(seen["decision"], "accept");
 }
