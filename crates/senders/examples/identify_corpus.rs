@@ -8,9 +8,11 @@
 //!
 //! Stored mail has no SMTP session, so the connecting server is taken to be
 //! the `by` host of each message's topmost `Received` field
-//! ([`identify::topmost_by_host`]). Only the `identify` calls are timed.
-//! The last column runs the lenient [`identify::recognise_text`] over the
-//! header block (its first 8 KiB), for comparison.
+//! ([`identify::topmost_by_host`]). The `identify` calls are timed and, for
+//! scale in the same run, the scanner's local checks on the same messages
+//! (default settings, no model, no DNS or antivirus). The last column runs
+//! the lenient [`identify::recognise_text`] over the header block (its first
+//! 8 KiB), for comparison.
 
 use portcullis_senders::identify::{self, Hop};
 use portcullis_senders::Product;
@@ -47,6 +49,10 @@ fn main() {
 
     let mut counts: BTreeMap<Product, Counts> = BTreeMap::new();
     let mut elapsed = Duration::ZERO;
+    let mut scanning = Duration::ZERO;
+    let scanner = portcullis_scan::Scanner::new(portcullis_scan::ScanConfig::default())
+        .expect("the default scanner");
+    let envelope = portcullis_scan::Envelope::default();
     let mut read = 0usize;
     let mut bytes = 0usize;
     let (mut connecting, mut inside, mut outside, mut cloud, mut fields) = (0, 0, 0, 0, 0);
@@ -62,6 +68,9 @@ fn main() {
         let start = Instant::now();
         let id = identify::identify(&message, host.as_deref());
         elapsed += start.elapsed();
+        let start = Instant::now();
+        std::hint::black_box(scanner.scan(&message, &envelope));
+        scanning += start.elapsed();
 
         fields += id.fields;
         connecting += usize::from(id.connecting.is_some());
@@ -109,6 +118,19 @@ fn main() {
     println!(
         "identify: mean {mean:.2} µs per message ({:.1} ms in all)",
         elapsed.as_secs_f64() * 1e3
+    );
+    let scan_mean = if read == 0 {
+        0.0
+    } else {
+        scanning.as_secs_f64() * 1e6 / read as f64
+    };
+    println!(
+        "scan (local checks): mean {scan_mean:.2} µs per message; identify / scan {:.1}%",
+        if scan_mean > 0.0 {
+            mean / scan_mean * 100.0
+        } else {
+            0.0
+        }
     );
     println!(
         "received fields read: {fields}; evidence: {connecting} connecting, {inside} inside, {outside} outside, {cloud} Exchange Online"
