@@ -66,6 +66,29 @@ pub struct Policy {
     pub quarantine: portcullis_quarantine::QuarantineConfig,
 }
 
+impl Policy {
+    /// A client in a trusted network (an IPv4-mapped address as IPv4).
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.trusted_networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// An address in one of the accepted domains.
+    pub fn accepts_domain(&self, address: &str) -> bool {
+        if self.accept_all_domains {
+            return true;
+        }
+        let domain = portcullis_queue::route::domain_of(address);
+        self.domains.contains(&domain)
+    }
+}
+
 struct Metrics {
     messages: IntCounterVec,
     data_seconds: Histogram,
@@ -145,22 +168,22 @@ impl Gateway {
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
-        self.policy.trusted_networks.iter().any(|n| n.contains(&ip))
+        self.policy.is_trusted(ip)
     }
 
     fn accepts_domain(&self, address: &str) -> bool {
-        if self.policy.accept_all_domains {
-            return true;
-        }
-        let domain = portcullis_queue::route::domain_of(address);
-        self.policy.domains.contains(&domain)
+        self.policy.accepts_domain(address)
+    }
+
+    /// What released copies of held mail go through: link rewriting and the
+    /// ARC seal, as on arrival; `None` when `[links]` is off.
+    pub fn release_hook(&self) -> Option<Arc<dyn portcullis_quarantine::ReleaseHook>> {
+        let protection = self.links.clone()?;
+        Some(Arc::new(links::ReleaseLinks::new(
+            protection,
+            self.scanner.clone(),
+            self.policy.clone(),
+        )))
     }
 
     fn locked_out(&self, ip: IpAddr) -> bool {

@@ -8,8 +8,10 @@
 //! Which mail: only mail whose every recipient is in an accepted domain (mail
 //! leaving the organisation is never rewritten), and not mail between the
 //! organisation's own senders (clients in trusted networks or logged in)
-//! unless `rewrite_internal` is set. Held mail is not rewritten: a release
-//! delivers what arrived, with its DKIM signature intact.
+//! unless `rewrite_internal` is set. Held mail is rewritten when it is
+//! released ([`ReleaseLinks`]), not while it is held, so that a re-scan and
+//! the preview see the links as they came; its seal then carries the
+//! authentication results as checked again at release.
 //!
 //! Tokens name their recipient (a keyed hash) when the message has one
 //! recipient; a message to several recipients is one copy for all, so its
@@ -178,6 +180,108 @@ impl LinkProtection {
                 arc_sealed,
             },
         })
+    }
+}
+
+/// Link protection for released copies of held mail: the same scope and
+/// rewriting as on arrival, with the sender authenticated again (the results
+/// of arrival are not kept with held mail) for the ARC seal.
+pub struct ReleaseLinks {
+    protection: Arc<LinkProtection>,
+    scanner: Arc<portcullis_scan::Scanner>,
+    policy: crate::Policy,
+}
+
+impl ReleaseLinks {
+    pub fn new(
+        protection: Arc<LinkProtection>,
+        scanner: Arc<portcullis_scan::Scanner>,
+        policy: crate::Policy,
+    ) -> ReleaseLinks {
+        ReleaseLinks {
+            protection,
+            scanner,
+            policy,
+        }
+    }
+
+    async fn prepare_copy(
+        &self,
+        held: &portcullis_quarantine::Held,
+        release_id: &str,
+        recipients: &[String],
+        message: Vec<u8>,
+    ) -> portcullis_quarantine::Prepared {
+        let client_ip: Option<std::net::IpAddr> = held.client_ip.parse().ok();
+        let internal_sender = client_ip.is_some_and(|ip| self.policy.is_trusted(ip));
+        let in_scope = scope(
+            internal_sender,
+            recipients,
+            |r| self.policy.accepts_domain(r),
+            self.protection.rewrite_internal(),
+        ) == Scope::Rewrite;
+        if !in_scope {
+            return portcullis_quarantine::Prepared {
+                message,
+                event: None,
+            };
+        }
+        let envelope = portcullis_scan::Envelope {
+            client_ip,
+            helo: None,
+            mail_from: Some(held.envelope.mail_from.clone()),
+            recipients: recipients.to_vec(),
+            tls: None,
+            auth_user: None,
+            trusted: internal_sender,
+            received_at: Some(held.received_at.div_euclid(1000)),
+        };
+        let auth = if internal_sender {
+            None
+        } else {
+            self.scanner.authenticate(&message, &envelope).await
+        };
+        let (protection, id, rcpts) = (
+            self.protection.clone(),
+            release_id.to_string(),
+            recipients.to_vec(),
+        );
+        let shared = Arc::new(message);
+        let input = shared.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let seal = auth.as_ref().and_then(|a| a.seal.as_ref());
+            protection.protect(&id, &rcpts, &input, seal, portcullis_store::now_ms())
+        })
+        .await;
+        let (message, event) = match done {
+            Ok(Some(p)) => (p.message, Some(p.event)),
+            Ok(None) => (
+                Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()),
+                None,
+            ),
+            Err(e) => {
+                tracing::error!(release_id, error = %e, "link rewriting of a released copy failed; releasing it as it was");
+                (
+                    Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()),
+                    None,
+                )
+            }
+        };
+        portcullis_quarantine::Prepared { message, event }
+    }
+}
+
+impl portcullis_quarantine::ReleaseHook for ReleaseLinks {
+    fn prepare<'a>(
+        &'a self,
+        held: &'a portcullis_quarantine::Held,
+        release_id: &'a str,
+        recipients: &'a [String],
+        message: Vec<u8>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = portcullis_quarantine::Prepared> + Send + 'a>,
+    > {
+        Box::pin(self.prepare_copy(held, release_id, recipients, message))
     }
 }
 

@@ -160,6 +160,9 @@ pub async fn run(config: Config) -> Result<std::process::ExitCode> {
         link_protection,
         sending_servers,
     );
+    if let Some(hook) = gateway.release_hook() {
+        quarantine.set_release_hook(hook);
+    }
     let limits = Arc::new(session_limits(&config));
     let conn_limits = ConnectionLimits {
         max_connections: config.smtp.max_connections,

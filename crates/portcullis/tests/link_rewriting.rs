@@ -51,7 +51,9 @@ fn world(trusted: &str) -> World {
         &format!(
             "[dns]\nservers = [\"127.0.0.1:{}\"]\n\
              [[domains]]\nname = \"example.test\"\ndeliver_to = \"smtp://127.0.0.1:{}\"\n\
-             [links]\nenabled = true\nhost = \"links.example.test\"\n",
+             [links]\nenabled = true\nhost = \"links.example.test\"\n\
+             [[scan.rules]]\nname = \"HOLD_ME\"\npart = \"header\"\nheader = \"Subject\"\n\
+             pattern = \"HOLDME\"\nscore = 9.0\ncategory = \"spam\"\ndetail = \"test rule\"\n",
             dns.port, sink.port
         ),
     );
@@ -128,48 +130,10 @@ fn verifier(port: u16) -> MessageAuthenticator {
     .expect("resolver")
 }
 
-#[test]
-fn inbound_links_are_rewritten_and_the_arc_seal_validates() {
-    let w = world("");
-    let run = send(&w, &signed(&w, HTML_MAIL));
-    assert!(run.server_said("250 2.0.0"), "{}", run.transcript);
-    let id = run.queue_id();
-    let got = w.sink.wait_for(1);
-    let dump = &got[0];
-
-    // Both parts' links point at the link host; mailto is left alone; the
-    // original URL is nowhere in the body any more.
-    assert!(
-        dump.matches("https://links.example.test/l/").count() >= 2,
-        "{dump}"
-    );
-    assert!(!dump.contains("https://invoices.shop.test"), "{dump}");
-    assert_eq!(
-        dump.matches("mailto:billing@shop.test").count(),
-        2,
-        "{dump}"
-    );
-    assert!(dump.contains(">your invoice</a>"), "link text kept: {dump}");
-
-    // The link decodes to the original, for this message and recipient.
-    let link_start = dump
-        .find("https://links.example.test/l/")
-        .expect("a secure link");
-    let link: String = dump[link_start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || "/:._-".contains(*c))
-        .collect();
-    let out = w.gw.cli(&["links", "decode", &link]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("url: https://invoices.shop.test/inv/42"),
-        "{text}"
-    );
-    assert!(text.contains(&format!("message: {id}")), "{text}");
-
-    // The ARC set is ours, first in the chain, and validates against the key
-    // the gateway generated, published as `links arc-record` prints it.
+/// The message's ARC chain is ours (i=1), validates against the key the
+/// gateway generated, published as `links arc-record` prints it, and carries
+/// the sender's passing results although its DKIM no longer verifies.
+fn assert_sealed_by_us(w: &World, dump: &str) {
     assert!(dump.contains("ARC-Seal: i=1; a=rsa-sha256"), "{dump}");
     let record = w.gw.cli(&["links", "arc-record"]);
     let record = String::from_utf8_lossy(&record.stdout).to_string();
@@ -213,6 +177,51 @@ fn inbound_links_are_rewritten_and_the_arc_seal_validates() {
         aar.contains("dkim=pass") && aar.contains("dmarc=pass"),
         "{aar}"
     );
+}
+
+#[test]
+fn inbound_links_are_rewritten_and_the_arc_seal_validates() {
+    let w = world("");
+    let run = send(&w, &signed(&w, HTML_MAIL));
+    assert!(run.server_said("250 2.0.0"), "{}", run.transcript);
+    let id = run.queue_id();
+    let got = w.sink.wait_for(1);
+    let dump = &got[0];
+
+    // Both parts' links point at the link host; mailto is left alone; the
+    // original URL is nowhere in the body any more.
+    assert!(
+        dump.matches("https://links.example.test/l/").count() >= 2,
+        "{dump}"
+    );
+    assert!(!dump.contains("https://invoices.shop.test"), "{dump}");
+    assert_eq!(
+        dump.matches("mailto:billing@shop.test").count(),
+        2,
+        "{dump}"
+    );
+    assert!(dump.contains(">your invoice</a>"), "link text kept: {dump}");
+
+    // The link decodes to the original, for this message and recipient.
+    let link_start = dump
+        .find("https://links.example.test/l/")
+        .expect("a secure link");
+    let link: String = dump[link_start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "/:._-".contains(*c))
+        .collect();
+    let out = w.gw.cli(&["links", "decode", &link]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("url: https://invoices.shop.test/inv/42"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("message: {id}")), "{text}");
+
+    // The ARC set is ours, first in the chain, and validates against the key
+    // the gateway generated, published as `links arc-record` prints it.
+    assert_sealed_by_us(&w, dump);
 
     // The trace knows which URLs the message carried, and who received them.
     let t = w.gw.wait_status(&id, "delivered");
@@ -265,4 +274,48 @@ fn the_arc_record_is_stable_and_the_generated_key_private() {
     );
     assert_eq!(mode & 0o777, 0o600, "{key:?}");
     assert!(!w.gw.log().contains("PRIVATE KEY"));
+}
+
+#[test]
+fn held_mail_is_rewritten_and_sealed_when_it_is_released() {
+    let w = world("");
+    let held = HTML_MAIL.replace("Subject: your invoice", "Subject: HOLDME your invoice");
+    let run = send(&w, &signed(&w, &held));
+    assert!(run.server_said("250 2.0.0"), "{}", run.transcript);
+    let id = run.queue_id();
+    w.gw.wait_status(&id, "quarantined");
+    // Held as it came: the preview and a re-scan see the original links.
+    let out = w.gw.cli(&["quarantine", "show", &id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("links.example.test"), "{text}");
+
+    let out = w.gw.cli(&["quarantine", "release", &id]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = w.sink.wait_for(1);
+    let dump = &got[0];
+    assert!(dump.contains("https://links.example.test/l/"), "{dump}");
+    assert!(!dump.contains("https://invoices.shop.test"), "{dump}");
+    assert_sealed_by_us(&w, dump);
+    // The links belong to the released copy's trace.
+    // "released ID to RECIPIENTS as RELEASE-ID"
+    let release_id = text
+        .trim()
+        .rsplit(" as ")
+        .next()
+        .unwrap_or_else(|| panic!("no release id in {text:?}"))
+        .to_string();
+    let t = w.gw.wait_status(&release_id, "delivered");
+    assert!(
+        t["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["kind"] == "links_rewritten" && e["arc_sealed"] == true),
+        "{t}"
+    );
 }

@@ -48,7 +48,10 @@ mod retention;
 pub use bulk::{bulk, BulkAction, BulkOutcome};
 pub use policy::{Permission, ReleasePolicy, Role, UserRight};
 pub use preview::{preview, AttachmentInfo, Preview};
-pub use release::{decide, delete, recover, release, request, Decision, ReleaseError, Released};
+pub use release::{
+    decide, delete, recover, release, request, Decision, Prepared, ReleaseError, ReleaseHook,
+    Released,
+};
 pub use report::{learn, Report, ReportError};
 pub use rescan::{rescan, scanned_event, RescanOutcome};
 pub use retention::QuarantineConfig;
@@ -91,6 +94,9 @@ pub struct Held {
 pub struct Quarantine {
     dir: PathBuf,
     dir_sync: Arc<portcullis_queue::dirsync::DirSync>,
+    /// What a released copy goes through before it is queued, shared by every
+    /// clone (set once at start, after the parts it needs exist).
+    release_hook: Arc<std::sync::OnceLock<Arc<dyn release::ReleaseHook>>>,
 }
 
 impl std::fmt::Debug for Quarantine {
@@ -115,7 +121,19 @@ impl Quarantine {
         Ok(Quarantine {
             dir: dir.to_path_buf(),
             dir_sync: Arc::new(portcullis_queue::dirsync::DirSync::new(dir.to_path_buf())),
+            release_hook: Arc::new(std::sync::OnceLock::new()),
         })
+    }
+
+    /// Sets what every released copy goes through before it is queued (the
+    /// gateway rewrites its links); for this handle and all its clones. Only
+    /// the first call has an effect.
+    pub fn set_release_hook(&self, hook: Arc<dyn release::ReleaseHook>) {
+        let _ = self.release_hook.set(hook);
+    }
+
+    pub(crate) fn release_hook(&self) -> Option<&Arc<dyn release::ReleaseHook>> {
+        self.release_hook.get()
     }
 
     fn path(&self, id: &str) -> Result<PathBuf, QuarantineError> {

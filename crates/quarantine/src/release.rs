@@ -10,9 +10,30 @@
 //! [`recover`] settles at the next start: released if the copy reached the
 //! spool or the trace, back to where they were if not.
 
-use crate::{Quarantine, QuarantineError};
+use crate::{Held, Quarantine, QuarantineError};
 use portcullis_queue::Queue;
 use portcullis_store::{EventKind, ReleaseStatus, Store, StoreError};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A released copy after the [`ReleaseHook`].
+pub struct Prepared {
+    pub message: Vec<u8>,
+    /// Recorded in the copy's trace once it is queued.
+    pub event: Option<EventKind>,
+}
+
+/// What a released copy goes through before it is queued. It never fails: a
+/// hook that cannot do its work hands the message back as it was.
+pub trait ReleaseHook: Send + Sync {
+    fn prepare<'a>(
+        &'a self,
+        held: &'a Held,
+        release_id: &'a str,
+        recipients: &'a [String],
+        message: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Prepared> + Send + 'a>>;
+}
 
 /// The statuses an administrator may release or delete from.
 const LIVE: [ReleaseStatus; 4] = [
@@ -143,6 +164,13 @@ pub async fn release(
     envelope
         .recipients
         .retain(|r| chosen.iter().any(|c| c.eq_ignore_ascii_case(&r.address)));
+    let (message, prepared_event) = match quarantine.release_hook() {
+        Some(hook) => {
+            let p = hook.prepare(&held, &release_id, &chosen, message).await;
+            (p.message, p.event)
+        }
+        None => (message, None),
+    };
     let reception = EventKind::Received {
         client_ip: held.client_ip.clone(),
         helo: None,
@@ -190,6 +218,9 @@ pub async fn release(
             },
         );
         s.audit(&who, "release", &owned_id, rcpts.len(), Some(&rid))?;
+        if let Some(event) = prepared_event {
+            s.record(&rid, event);
+        }
         Ok(())
     })
     .await?;
