@@ -123,30 +123,28 @@ impl SendingServers {
         let store = self.store.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             Ok::<_, portcullis_store::StoreError>((
-                store.sender_servers(None)?,
+                store.sender_server_facts()?,
                 store.server_pauses(None)?,
             ))
         })
         .await;
         let facts = match loaded {
-            Ok(Ok((servers, pauses))) => {
-                let mut map: FactsMap = HashMap::new();
-                let mut own_out_of_date = 0;
-                for s in servers {
-                    if s.own && s.status != "current" {
-                        own_out_of_date += 1;
-                    }
-                    if s.first_detected.is_some() || s.exempt {
-                        map.insert(
+            Ok(Ok((facts, pauses))) => {
+                let own_out_of_date = facts.own_out_of_date;
+                let mut map: FactsMap = facts
+                    .servers
+                    .into_iter()
+                    .map(|s| {
+                        (
                             s.key,
                             Facts {
                                 first_detected: s.first_detected,
                                 exempt: s.exempt,
                                 pauses: Vec::new(),
                             },
-                        );
-                    }
-                }
+                        )
+                    })
+                    .collect();
                 for p in pauses {
                     if let Some(f) = map.get_mut(&p.key) {
                         f.pauses.push(Pause {

@@ -72,6 +72,22 @@ pub struct ServerRow {
     pub last_message: String,
 }
 
+/// A server the message path must know about: out of date or exempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFact {
+    pub key: String,
+    pub first_detected: Option<i64>,
+    pub exempt: bool,
+}
+
+/// What [`Store::sender_server_facts`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFacts {
+    pub servers: Vec<ServerFact>,
+    /// The organisation's own servers that are not current.
+    pub own_out_of_date: i64,
+}
+
 /// One pause of enforcement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PauseRow {
@@ -178,6 +194,38 @@ impl Store {
         ))?;
         let rows = stmt.query_map([status], row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What the message path needs, without every row: the servers that are
+    /// out of date or exempt (key, first detected, exempt), and how many of
+    /// the organisation's own servers are out of date.
+    pub fn sender_server_facts(&self) -> Result<ServerFacts, StoreError> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, first_detected, exempt FROM sender_servers \
+             WHERE first_detected IS NOT NULL OR exempt = 1",
+        )?;
+        let servers = stmt
+            .query_map([], |r| {
+                Ok(ServerFact {
+                    key: r.get(0)?,
+                    first_detected: r.get(1)?,
+                    exempt: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let own: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM sender_servers WHERE own = 1 AND status <> 'current'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(ServerFacts {
+            servers,
+            own_out_of_date: own,
+        })
     }
 
     /// One server by its key.
@@ -329,6 +377,13 @@ mod tests {
         store.flush().unwrap();
         assert!(store.set_server_exempt(key, true).unwrap());
         assert!(store.sender_server(key).unwrap().unwrap().exempt);
+        let facts = store.sender_server_facts().unwrap();
+        assert_eq!(facts.servers.len(), 1);
+        assert_eq!(
+            (facts.servers[0].key.as_str(), facts.servers[0].exempt),
+            (key, true)
+        );
+        assert_eq!(facts.own_out_of_date, 0);
         store.add_server_pause(key, 100, 500, "admin").unwrap();
         store
             .add_server_pause("other/x", 100, 500, "admin")
