@@ -172,7 +172,10 @@ pub fn run(config: &Config, action: &LinksAction) -> Result<ExitCode> {
         LinksAction::RotateKey => {
             let mut ring = KeyRing::load(&dir)?;
             let id = ring.rotate()?;
-            println!("key {id} now signs new links; keys {:?} verify", ring.ids());
+            println!(
+                "key {id} signs new links from the gateway's next start; keys {:?} verify",
+                ring.ids()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
