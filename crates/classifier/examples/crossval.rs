@@ -14,7 +14,7 @@
 //! ```text
 //! cargo run --release -p portcullis-classifier --example crossval -- <corpus>/train
 //!     [--folds 10] [--in-order | --by-sender] [--verbose] [--explain FILE] [--prior A] [--floor N]
-//!     [--min-evidence N] [--scale K] [--bias B] [--pair-weight W] [--max-features N]
+//!     [--min-evidence N] [--scale K] [--bias B] [--pair-weight W] [--markup-weight W] [--max-features N]
 //! ```
 //!
 //! It prints, per fold and in total, the ham flagged and the spam caught; the
@@ -95,6 +95,7 @@ fn run() -> Result<(), String> {
             "--scale" => settings.scale = parse(&value("--scale")?)?,
             "--bias" => settings.bias = parse(&value("--bias")?)?,
             "--pair-weight" => settings.pair_weight = parse(&value("--pair-weight")?)?,
+            "--markup-weight" => settings.markup_weight = parse(&value("--markup-weight")?)?,
             "--max-features" => settings.max_features = parse(&value("--max-features")?)?,
             _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
             _ => dir = Some(PathBuf::from(a)),

@@ -217,9 +217,11 @@ mod tests {
         for i in 0..60u32 {
             let spam = Features {
                 keys: vec![2, 4, 1000 + 2 * i],
+                markup_from: 3,
             };
             let ham = Features {
                 keys: vec![2, 6, 100_000 + 2 * i],
+                markup_from: 3,
             };
             m.learn_features(&spam, Class::Spam);
             m.learn_features(&ham, Class::Ham);

@@ -108,6 +108,9 @@ const NS_PUNCT: u64 = namespace("punct");
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Features {
     pub(crate) keys: Vec<u32>,
+    /// `keys[markup_from..]` come only from HTML markup (tags, attributes,
+    /// styles), which the model weighs apart (`Settings::markup_weight`).
+    pub(crate) markup_from: usize,
 }
 
 impl Features {
@@ -127,21 +130,27 @@ pub fn features(message: &Message<'_>) -> Features {
     x.headers(message);
     x.bodies(message, 0);
     x.meta();
-    Features {
-        keys: distinct_keys(&x.out),
-    }
+    let main = x.out.len();
+    x.out.append(&mut x.markup);
+    let (keys, markup_from) = distinct_keys(&x.out, main);
+    Features { keys, markup_from }
 }
 
 /// The distinct keys of `hashes`, in order of first appearance (deterministic,
 /// so equal messages give equal features). Duplicates (a message repeats most
 /// of its words) are dropped through a small open-addressing set that stays in
-/// cache; no sort is needed, since lookups are batched anyway.
-fn distinct_keys(hashes: &[u64]) -> Vec<u32> {
+/// cache; no sort is needed, since lookups are batched anyway. Also returns how
+/// many of the keys come from `hashes[..split]`: they are the first ones.
+fn distinct_keys(hashes: &[u64], split: usize) -> (Vec<u32>, usize) {
     let slots = (hashes.len() * 2).next_power_of_two().max(64);
     let shift = 32 - slots.trailing_zeros();
     let mut set = vec![0u32; slots];
     let mut keys = Vec::with_capacity(hashes.len() / 2);
-    for &h in hashes {
+    let mut from_first = 0;
+    for (n, &h) in hashes.iter().enumerate() {
+        if n == split {
+            from_first = keys.len();
+        }
         let k = hash::feature_key(h);
         // Keys are never 0 (feature_key), so 0 marks a free slot; the set is at
         // most half full, so the probe ends.
@@ -159,7 +168,10 @@ fn distinct_keys(hashes: &[u64]) -> Vec<u32> {
             i = (i + 1) & (slots - 1);
         }
     }
-    keys
+    if split >= hashes.len() {
+        from_first = keys.len();
+    }
+    (keys, from_first)
 }
 
 /// The features of a message with readable names, for diagnostics: why did the
@@ -252,6 +264,10 @@ struct Stats {
 #[derive(Default)]
 struct Extractor {
     out: Vec<u64>,
+    /// Tokens of HTML markup, kept apart from `out` (see [`Features`]).
+    markup: Vec<u64>,
+    /// Whether `lone` tokens go to `markup`.
+    in_markup: bool,
     window: Window,
     body_tokens: usize,
     structure_tokens: usize,
@@ -331,7 +347,11 @@ impl Extractor {
     #[inline]
     fn lone(&mut self, h: u64, label: impl FnOnce() -> String) {
         if self.spend() {
-            self.out.push(h);
+            if self.in_markup {
+                self.markup.push(h);
+            } else {
+                self.out.push(h);
+            }
             if let Some(names) = &mut self.names {
                 names.push((h, label()));
             }
@@ -1138,7 +1158,9 @@ impl Markup for Extractor {
         if name == "img" {
             self.stats.images += 1;
         }
+        self.in_markup = true;
         self.lone_kv(NS_HTML, "tag", name);
+        self.in_markup = false;
     }
 
     fn attribute(&mut self, tag: &str, name: &str, value: &str) {
@@ -1147,9 +1169,12 @@ impl Markup for Extractor {
         h.byte(b'.');
         h.bytes(name.as_bytes());
         let tag_attr = h;
+        self.in_markup = true;
         self.lone(tag_attr.finish(), || format!("html:{tag}.{name}"));
         match name {
             "href" | "src" | "action" | "background" | "lowsrc" => {
+                // Link and image hosts are not markup: they weigh in full.
+                self.in_markup = false;
                 self.url(&value[..floor_boundary(value, 2048)], false);
             }
             "color" | "bgcolor" | "face" | "size" | "align" | "border" | "type" | "target"
@@ -1172,6 +1197,7 @@ impl Markup for Extractor {
             }
             _ => {}
         }
+        self.in_markup = false;
     }
 
     fn comment(&mut self) {
@@ -1471,6 +1497,36 @@ mod tests {
         assert!(has(&n, "meta:body=html-only"));
         // Words pair up across the markup as the reader sees them.
         assert!(has(&n, "w:Cheap <1> w:viagra"), "{n:?}");
+    }
+
+    #[test]
+    fn markup_features_come_last_and_only_they() {
+        let raw = "From: a@x.test\r\nSubject: Offer\r\nContent-Type: text/html\r\n\r\n\
+             <html><body bgcolor=\"#FFFFFF\"><table width=600><tr><td style=\"color: red\">\
+             <font face=\"Arial\">Cheap pills</font> \
+             <a href=\"http://www.pills.example.com/buy\">order</a></td></tr></table>\
+             </body></html>\r\n";
+        let m = parse(raw.as_bytes());
+        let f = features(&m);
+        assert!(f.markup_from < f.keys.len(), "markup keys were kept apart");
+        let named: std::collections::HashMap<u32, String> = explain(&m).into_iter().collect();
+        for (i, k) in f.keys.iter().enumerate() {
+            let name = &named[k];
+            assert_eq!(
+                i >= f.markup_from,
+                name.starts_with("html:"),
+                "{name} at {i}, markup from {}",
+                f.markup_from
+            );
+        }
+        // Link hosts inside markup are not markup.
+        assert!(f.keys[..f.markup_from]
+            .iter()
+            .any(|k| named[k] == "url:host=www.pills.example.com"));
+        // A message without HTML has no markup keys.
+        let plain = parse(b"From: a@x.test\r\nSubject: Hi\r\n\r\nplain words here\r\n");
+        let f = features(&plain);
+        assert_eq!(f.markup_from, f.keys.len());
     }
 
     #[test]
