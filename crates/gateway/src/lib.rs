@@ -364,7 +364,39 @@ impl Gateway {
     }
 }
 
+/// A message refused after it was scanned, and what its trace records.
+struct Refused {
+    mail_from: String,
+    recipients: Vec<String>,
+    reply: Reply,
+    scanned: EventKind,
+    servers_event: Option<EventKind>,
+}
+
 impl Gateway {
+    /// Records a message refused after the scan (the reply, the verdict, the
+    /// sending servers) and hands back the reply.
+    fn refuse_after_scan(
+        &self,
+        session: &SessionInfo,
+        id: &str,
+        r: Refused,
+        started: Instant,
+    ) -> Reply {
+        self.store.record(
+            id,
+            Self::rejected_event(session, r.mail_from, r.recipients, r.reply.to_string()),
+        );
+        self.store.record(id, r.scanned);
+        if let Some(event) = r.servers_event {
+            self.store.record(id, event);
+        }
+        metrics()
+            .data_seconds
+            .observe(started.elapsed().as_secs_f64());
+        r.reply
+    }
+
     /// Rewrites the links of inbound mail and seals it (see [`links`]), off
     /// the async threads; mail out of scope comes back as it was.
     async fn protect_links(
@@ -682,18 +714,18 @@ impl Handler for Gateway {
                     },
                 ])
                 .inc();
-            self.store.record(
+            return self.refuse_after_scan(
+                session,
                 &id,
-                Self::rejected_event(session, mail_from, recipients, reply.to_string()),
+                Refused {
+                    mail_from,
+                    recipients,
+                    reply,
+                    scanned,
+                    servers_event,
+                },
+                started,
             );
-            self.store.record(&id, scanned);
-            if let Some(event) = servers_event {
-                self.store.record(&id, event);
-            }
-            metrics()
-                .data_seconds
-                .observe(started.elapsed().as_secs_f64());
-            return reply;
         }
 
         if verdict.action == Action::Reject {
@@ -703,18 +735,18 @@ impl Handler for Gateway {
                 .messages
                 .with_label_values(&["refused", "scan_reject"])
                 .inc();
-            self.store.record(
+            return self.refuse_after_scan(
+                session,
                 &id,
-                Self::rejected_event(session, mail_from, recipients, reply.to_string()),
+                Refused {
+                    mail_from,
+                    recipients,
+                    reply,
+                    scanned,
+                    servers_event,
+                },
+                started,
             );
-            self.store.record(&id, scanned);
-            if let Some(event) = servers_event {
-                self.store.record(&id, event);
-            }
-            metrics()
-                .data_seconds
-                .observe(started.elapsed().as_secs_f64());
-            return reply;
         }
 
         let tag = &self.scanner.config().tag;
