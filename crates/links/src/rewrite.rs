@@ -468,7 +468,7 @@ impl Walk<'_, '_> {
         while let Some((n, www)) = find_link_start(&b[i..]) {
             let start = i + n;
             let run = url_run(&b[start..], utf8);
-            let url = trim_url_end(run);
+            let url = portcullis_scan::trim_url_end(run);
             i = start + run.len().max(1);
             let target = if www {
                 (url.len() > 4).then(|| format!("http://{url}"))
@@ -835,41 +835,6 @@ fn url_run(b: &[u8], utf8: bool) -> &str {
     };
     let end = valid.find(char::is_whitespace).unwrap_or(valid.len());
     &valid[..end]
-}
-
-/// Drops what text puts after a URL: sentence punctuation, and closing
-/// brackets without an opening one in the URL (as the scanner reads it).
-fn trim_url_end(s: &str) -> &str {
-    let count = |c: u8| s.bytes().filter(|&b| b == c).count();
-    let mut pairs = [
-        (count(b'('), count(b')')),
-        (count(b'['), count(b']')),
-        (count(b'{'), count(b'}')),
-    ];
-    let mut end = s.len();
-    while let Some(last) = s[..end].chars().next_back() {
-        let drop = match last {
-            '.' | ',' | ';' | ':' | '!' | '?' | '*' | '\'' | '"' | '\\' => true,
-            ')' | ']' | '}' => {
-                let pair = &mut pairs[match last {
-                    ')' => 0,
-                    ']' => 1,
-                    _ => 2,
-                }];
-                let unbalanced = pair.0 < pair.1;
-                if unbalanced {
-                    pair.1 -= 1;
-                }
-                unbalanced
-            }
-            _ => false,
-        };
-        if !drop {
-            break;
-        }
-        end -= last.len_utf8();
-    }
-    &s[..end]
 }
 
 /// Reads the attributes of a start tag from `start` (just after its name) to

@@ -319,6 +319,13 @@ pub fn decode_html_references(value: &[u8]) -> Vec<u8> {
     checks::links::extract::decode_entities_bytes(value)
 }
 
+/// Where a URL written in text ends, as the link checks read it: sentence
+/// punctuation after it, and closing brackets without an opening one inside
+/// it, are not part of it.
+pub fn trim_url_end(s: &str) -> &str {
+    checks::links::extract::trim_url_end(s)
+}
+
 /// Judges one URL out of any message, for the secure links' click-time
 /// check: the block and allow lists, and the link checks that look at a URL
 /// alone (IP hosts, lookalikes of own domains and brands, deceptive IDN,

@@ -139,7 +139,7 @@ fn might_hold_url(b: &[u8]) -> bool {
 /// Drops what text puts after a URL: sentence punctuation, and closing brackets
 /// that have no opening one inside the URL. Brackets are counted once, so the
 /// cost is linear in the URL's length.
-fn trim_url_end(s: &str) -> &str {
+pub(crate) fn trim_url_end(s: &str) -> &str {
     let count = |c: char| s.bytes().filter(|&b| b == c as u8).count();
     // (opening, closing) counts of (), [] and {}.
     let mut pairs = [
