@@ -520,11 +520,15 @@ impl Walk<'_, '_> {
             let name = &b[name_start..name_start + name_len];
             let linking = name.eq_ignore_ascii_case(b"a") || name.eq_ignore_ascii_case(b"area");
             let mut hrefs = Vec::new();
-            i = read_attributes(b, name_start + name_len, |attr, start, end, closed| {
-                if linking && closed && b[attr.0..attr.1].eq_ignore_ascii_case(b"href") {
-                    hrefs.push((start, end));
-                }
-            });
+            i = portcullis_scan::html_attribute_spans(
+                b,
+                name_start + name_len,
+                |attr, start, end, closed| {
+                    if linking && closed && b[attr.0..attr.1].eq_ignore_ascii_case(b"href") {
+                        hrefs.push((start, end));
+                    }
+                },
+            );
             for (start, end) in hrefs {
                 let value = portcullis_scan::decode_html_references(&b[start..end]);
                 let text = if value.is_ascii() || utf8 {
@@ -835,69 +839,6 @@ fn url_run(b: &[u8], utf8: bool) -> &str {
     };
     let end = valid.find(char::is_whitespace).unwrap_or(valid.len());
     &valid[..end]
-}
-
-/// Reads the attributes of a start tag from `start` (just after its name) to
-/// its `>`, calling `each((name start, name end), value start, value end,
-/// value closed)`; returns where the tag ends. As the scanner reads them.
-fn read_attributes(
-    b: &[u8],
-    start: usize,
-    mut each: impl FnMut((usize, usize), usize, usize, bool),
-) -> usize {
-    let mut i = start;
-    loop {
-        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
-            i += 1;
-        }
-        if i >= b.len() {
-            return b.len();
-        }
-        if b[i] == b'>' {
-            return i + 1;
-        }
-        let name_start = i;
-        while i < b.len() && !matches!(b[i], b'=' | b'>' | b'/') && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == name_start {
-            i += 1;
-            continue;
-        }
-        let name = (name_start, i);
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if b.get(i) != Some(&b'=') {
-            continue;
-        }
-        i += 1;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let Some(&q) = b.get(i) else {
-            return b.len();
-        };
-        if q == b'"' || q == b'\'' {
-            let value_start = i + 1;
-            match b[value_start..].iter().position(|&c| c == q) {
-                Some(n) => {
-                    each(name, value_start, value_start + n, true);
-                    i = value_start + n + 1;
-                }
-                None => {
-                    each(name, value_start, b.len(), false);
-                    return b.len();
-                }
-            }
-        } else {
-            let value_start = i;
-            while i < b.len() && b[i] != b'>' && !b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            each(name, value_start, i, true);
-        }
-    }
 }
 
 /// Where the raw text of a `<script>` or `<style>` element that starts at

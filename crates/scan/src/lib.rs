@@ -319,6 +319,18 @@ pub fn decode_html_references(value: &[u8]) -> Vec<u8> {
     checks::links::extract::decode_entities_bytes(value)
 }
 
+/// The attributes of an HTML start tag from `start` (just after its name) to
+/// its `>`, as the link checks read them: `each((name start, name end), value
+/// start, value end, value closed)` with byte offsets; returns where the tag
+/// ends.
+pub fn html_attribute_spans(
+    b: &[u8],
+    start: usize,
+    each: impl FnMut((usize, usize), usize, usize, bool),
+) -> usize {
+    checks::links::extract::attribute_spans(b, start, each)
+}
+
 /// Where a URL written in text ends, as the link checks read it: sentence
 /// punctuation after it, and closing brackets without an opening one inside
 /// it, are not part of it.

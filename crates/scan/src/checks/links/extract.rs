@@ -431,7 +431,23 @@ fn push_collapsed(visible: &mut String, text: &str) {
 /// Reads the attributes of a start tag from `start` (just after its name) to
 /// its `>`, calling `each(name, raw value)`; returns where the tag ends.
 fn read_attributes(html: &str, start: usize, mut each: impl FnMut(&str, &str)) -> usize {
-    let b = html.as_bytes();
+    // Every span starts and ends at an ASCII byte or the end, so slicing the
+    // text there is always on a character boundary.
+    attribute_spans(html.as_bytes(), start, |(n0, n1), v0, v1, _| {
+        each(&html[n0..n1], &html[v0..v1])
+    })
+}
+
+/// Reads the attributes of a start tag from `start` (just after its name) to
+/// its `>`, calling `each((name start, name end), value start, value end,
+/// value closed)` with byte offsets; returns where the tag ends. The link
+/// checks and the link rewriter read tags through this one function, so they
+/// see the same `href`s.
+pub(crate) fn attribute_spans(
+    b: &[u8],
+    start: usize,
+    mut each: impl FnMut((usize, usize), usize, usize, bool),
+) -> usize {
     let mut i = start;
     loop {
         while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
@@ -452,7 +468,7 @@ fn read_attributes(html: &str, start: usize, mut each: impl FnMut(&str, &str)) -
             i += 1;
             continue;
         }
-        let name = &html[name_start..i];
+        let name = (name_start, i);
         while i < b.len() && b[i].is_ascii_whitespace() {
             i += 1;
         }
@@ -468,15 +484,22 @@ fn read_attributes(html: &str, start: usize, mut each: impl FnMut(&str, &str)) -
         };
         if q == b'"' || q == b'\'' {
             let value_start = i + 1;
-            let end = memchr(q, &b[value_start..]).map_or(b.len(), |n| value_start + n);
-            each(name, &html[value_start..end]);
-            i = (end + 1).min(b.len());
+            match memchr(q, &b[value_start..]) {
+                Some(n) => {
+                    each(name, value_start, value_start + n, true);
+                    i = value_start + n + 1;
+                }
+                None => {
+                    each(name, value_start, b.len(), false);
+                    return b.len();
+                }
+            }
         } else {
             let value_start = i;
             while i < b.len() && b[i] != b'>' && !b[i].is_ascii_whitespace() {
                 i += 1;
             }
-            each(name, &html[value_start..i]);
+            each(name, value_start, i, true);
         }
     }
 }
