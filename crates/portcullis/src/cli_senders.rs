@@ -8,8 +8,8 @@
 
 use crate::config::Config;
 use anyhow::{anyhow, bail, Context, Result};
+use portcullis_senders::admin::{self, Change};
 use portcullis_senders::catalog::{Catalog, Date};
-use portcullis_senders::stage::{self, Pause, DAY_MS};
 use portcullis_senders::{identify, report, site_catalog, Mode};
 use portcullis_store::Store;
 use std::process::ExitCode;
@@ -83,11 +83,14 @@ fn open_store(config: &Config) -> Result<Store> {
     Store::open_sqlite(&path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-fn known(store: &Store, server: &str) -> Result<()> {
-    if store.sender_server(server)?.is_none() {
-        bail!("no sending server {server:?} is known; `portcullis senders list` names them");
+/// The outcomes of a change that are not its success.
+fn told(server: &str, change: Change) -> Result<()> {
+    match change {
+        Change::Unknown => {
+            bail!("no sending server {server:?} is known; `portcullis senders list` names them")
+        }
+        other => bail!("{server}: unexpected outcome {other:?}"),
     }
-    Ok(())
 }
 
 fn actor() -> String {
@@ -133,65 +136,34 @@ pub fn run(config: &Config, action: &SendersAction) -> Result<ExitCode> {
             if *days == 0 {
                 bail!("--days: at least 1");
             }
+            let allowance = config.senders.pause_allowance_days;
             let store = open_store(config)?;
-            known(&store, server)?;
-            let pauses: Vec<Pause> = store
-                .server_pauses(Some(server))?
-                .into_iter()
-                .map(|p| Pause {
-                    from: p.from,
-                    until: p.until,
-                })
-                .collect();
-            if let Err(left) =
-                stage::pause_fits(&pauses, now, *days, config.senders.pause_allowance_days)
-            {
-                bail!(
-                    "{server} may be paused {left} more days within a year (allowance {} days, [senders] pause_allowance_days)",
-                    config.senders.pause_allowance_days
-                );
+            match admin::pause(&store, server, *days, allowance, &actor(), now)? {
+                Change::OverAllowance(left) => bail!(
+                    "{server} may be paused {left} more days within a year (allowance {allowance} days, [senders] pause_allowance_days)"
+                ),
+                Change::Paused { until } => {
+                    println!("{server}: enforcement paused until {}", report::day(until))
+                }
+                other => told(server, other)?,
             }
-            let until = now + i64::from(*days) * DAY_MS;
-            store.add_server_pause(server, now, until, &actor())?;
-            store.audit(
-                &actor(),
-                "server_pause",
-                server,
-                1,
-                Some(&format!("{days} days")),
-            )?;
-            println!("{server}: enforcement paused until {}", report::day(until));
         }
         SendersAction::Resume { server } => {
             let store = open_store(config)?;
-            known(&store, server)?;
-            let n = store.end_server_pauses(server, now)?;
-            store.audit(&actor(), "server_resume", server, n, None)?;
-            println!("{server}: {n} pause(s) ended");
+            match admin::resume(&store, server, &actor(), now)? {
+                Change::Resumed { ended } => println!("{server}: {ended} pause(s) ended"),
+                other => told(server, other)?,
+            }
         }
         SendersAction::Exempt { server, undo } => {
             let store = open_store(config)?;
-            known(&store, server)?;
-            store.set_server_exempt(server, !undo)?;
-            store.audit(
-                &actor(),
-                if *undo {
-                    "server_unexempt"
-                } else {
-                    "server_exempt"
-                },
-                server,
-                1,
-                None,
-            )?;
-            println!(
-                "{server}: {}",
-                if *undo {
-                    "no longer exempt"
-                } else {
-                    "exempt from enforcement (reported only)"
+            match admin::exempt(&store, server, !undo, &actor())? {
+                Change::Exempt(true) => {
+                    println!("{server}: exempt from enforcement (reported only)")
                 }
-            );
+                Change::Exempt(false) => println!("{server}: no longer exempt"),
+                other => told(server, other)?,
+            }
         }
         SendersAction::Summary { now: false } => println!(
             "the summary goes to {} on {}s at {} UTC by itself; `--now` sends it at once",

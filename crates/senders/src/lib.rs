@@ -14,6 +14,8 @@
 //! - [`stage`]: the schedule: from the day a server is first seen out of
 //!   date, report, throttle a growing share, block; pauses and exemptions.
 //! - [`software`]: the shared vocabulary (product, version, status).
+//! - [`admin`]: pausing, resuming and exempting a server, for the CLI and
+//!   the API alike.
 //! - [`config`]: the `[senders]` section; [`site_catalog`]: the catalogue
 //!   with the administrator's imports, kept in the data folder.
 //! - [`report`]: each known server with its standing today, for the list,
@@ -31,6 +33,7 @@
 //! panics; catalogue files are checked when loaded and a bad one is refused
 //! with the line at fault.
 
+pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod identify;

@@ -28,8 +28,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_senders::report::{self, day, ServerReport};
-use portcullis_senders::stage::{self, Pause, DAY_MS};
+use portcullis_senders::admin::{self, Change};
+use portcullis_senders::report::{self, ServerReport};
+use portcullis_senders::stage;
 use portcullis_senders::Mode;
 use portcullis_store::StoreError;
 use serde::Deserialize;
@@ -149,13 +150,6 @@ fn check_key(key: &str) -> Result<(), &'static str> {
     }
 }
 
-/// What a change did, told back to the caller.
-enum Outcome {
-    Done(Box<ServerReport>, serde_json::Value),
-    Unknown,
-    OverAllowance(u32),
-}
-
 /// One server's report after a change.
 fn one_report(
     store: &portcullis_store::Store,
@@ -171,14 +165,38 @@ fn one_report(
     Ok(report::reports(vec![row], &pauses, schedule, report_only, now).pop())
 }
 
-fn answer(done: Result<Result<Outcome, StoreError>, tokio::task::JoinError>) -> Response {
-    match done {
-        Ok(Ok(Outcome::Done(server, mut extra))) => {
-            extra["server"] = serde_json::to_value(&server).unwrap_or_default();
-            Json(extra).into_response()
-        }
-        Ok(Ok(Outcome::Unknown)) => error(StatusCode::NOT_FOUND, "no such sending server"),
-        Ok(Ok(Outcome::OverAllowance(left))) => (
+/// Runs an administrator's change to one server off the async threads and
+/// answers with what it did and the server's report after it.
+async fn change(
+    app: &App,
+    key: String,
+    apply: impl FnOnce(&portcullis_store::Store, &str) -> Result<Change, StoreError> + Send + 'static,
+) -> Response {
+    if let Err(why) = check_key(&key) {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
+    let schedule = match schedule(app) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let (store, report_only) = (app.store.clone(), report_only(app));
+    let done = tokio::task::spawn_blocking(move || {
+        let change = apply(&store, &key)?;
+        let report = match change {
+            Change::Unknown | Change::OverAllowance(_) => None,
+            _ => one_report(&store, &key, &schedule, report_only)?,
+        };
+        Ok::<_, StoreError>((change, report))
+    })
+    .await;
+    let (change, report) = match done {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return failed(e),
+        Err(e) => return failed(e),
+    };
+    let mut body = match change {
+        Change::Unknown => return error(StatusCode::NOT_FOUND, "no such sending server"),
+        Change::OverAllowance(left) => return (
             StatusCode::CONFLICT,
             Json(serde_json::json!({
                 "error": format!(
@@ -189,8 +207,16 @@ fn answer(done: Result<Result<Outcome, StoreError>, tokio::task::JoinError>) -> 
             })),
         )
             .into_response(),
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e),
+        Change::Paused { until } => serde_json::json!({ "paused_until": until }),
+        Change::Resumed { ended } => serde_json::json!({ "ended": ended }),
+        Change::Exempt(exempt) => serde_json::json!({ "exempt": exempt }),
+    };
+    match report {
+        Some(r) => {
+            body["server"] = serde_json::to_value(&r).unwrap_or_default();
+            Json(body).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no such sending server"),
     }
 }
 
@@ -200,52 +226,21 @@ pub(crate) async fn pause(State(app): State<App>, Admin(who): Admin, body: Bytes
         Ok(r) => r,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    if let Err(why) = check_key(&req.key) {
-        return error(StatusCode::BAD_REQUEST, why);
-    }
     if req.days == 0 || req.days > 366 {
         return error(StatusCode::BAD_REQUEST, "days: 1 to 366");
     }
-    let schedule = match schedule(&app) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    let (store, actor) = (app.store.clone(), who.actor());
-    let (allowance, report_only) = (app.senders.pause_allowance_days, report_only(&app));
-    let done = tokio::task::spawn_blocking(move || {
-        if store.sender_server(&req.key)?.is_none() {
-            return Ok(Outcome::Unknown);
-        }
-        let now = portcullis_store::now_ms();
-        let pauses: Vec<Pause> = store
-            .server_pauses(Some(&req.key))?
-            .into_iter()
-            .map(|p| Pause {
-                from: p.from,
-                until: p.until,
-            })
-            .collect();
-        if let Err(left) = stage::pause_fits(&pauses, now, req.days, allowance) {
-            return Ok(Outcome::OverAllowance(left));
-        }
-        let until = now + i64::from(req.days) * DAY_MS;
-        store.add_server_pause(&req.key, now, until, &actor)?;
-        store.audit(
+    let (actor, allowance) = (who.actor(), app.senders.pause_allowance_days);
+    change(&app, req.key, move |store, key| {
+        admin::pause(
+            store,
+            key,
+            req.days,
+            allowance,
             &actor,
-            "pause sending server",
-            &req.key,
-            1,
-            Some(&format!("{} days, until {}", req.days, day(until))),
-        )?;
-        Ok(
-            match one_report(&store, &req.key, &schedule, report_only)? {
-                Some(r) => Outcome::Done(Box::new(r), serde_json::json!({ "paused_until": until })),
-                None => Outcome::Unknown,
-            },
+            portcullis_store::now_ms(),
         )
     })
-    .await;
-    answer(done)
+    .await
 }
 
 /// `POST /api/servers/resume {"key"}`.
@@ -254,35 +249,11 @@ pub(crate) async fn resume(State(app): State<App>, Admin(who): Admin, body: Byte
         Ok(r) => r,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    if let Err(why) = check_key(&req.key) {
-        return error(StatusCode::BAD_REQUEST, why);
-    }
-    let schedule = match schedule(&app) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    let (store, actor, report_only) = (app.store.clone(), who.actor(), report_only(&app));
-    let done = tokio::task::spawn_blocking(move || {
-        if store.sender_server(&req.key)?.is_none() {
-            return Ok(Outcome::Unknown);
-        }
-        let ended = store.end_server_pauses(&req.key, portcullis_store::now_ms())?;
-        store.audit(
-            &actor,
-            "resume sending server",
-            &req.key,
-            ended,
-            Some("enforcement resumed: its pauses end now"),
-        )?;
-        Ok(
-            match one_report(&store, &req.key, &schedule, report_only)? {
-                Some(r) => Outcome::Done(Box::new(r), serde_json::json!({ "ended": ended })),
-                None => Outcome::Unknown,
-            },
-        )
+    let actor = who.actor();
+    change(&app, req.key, move |store, key| {
+        admin::resume(store, key, &actor, portcullis_store::now_ms())
     })
-    .await;
-    answer(done)
+    .await
 }
 
 /// `POST /api/servers/exempt {"key", "exempt"}`.
@@ -291,33 +262,11 @@ pub(crate) async fn exempt(State(app): State<App>, Admin(who): Admin, body: Byte
         Ok(r) => r,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    if let Err(why) = check_key(&req.key) {
-        return error(StatusCode::BAD_REQUEST, why);
-    }
-    let schedule = match schedule(&app) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    let (store, actor, report_only) = (app.store.clone(), who.actor(), report_only(&app));
-    let done = tokio::task::spawn_blocking(move || {
-        if !store.set_server_exempt(&req.key, req.exempt)? {
-            return Ok(Outcome::Unknown);
-        }
-        let what = if req.exempt {
-            "exempt sending server"
-        } else {
-            "unexempt sending server"
-        };
-        store.audit(&actor, what, &req.key, 1, None)?;
-        Ok(
-            match one_report(&store, &req.key, &schedule, report_only)? {
-                Some(r) => Outcome::Done(Box::new(r), serde_json::json!({ "exempt": req.exempt })),
-                None => Outcome::Unknown,
-            },
-        )
+    let actor = who.actor();
+    change(&app, req.key, move |store, key| {
+        admin::exempt(store, key, req.exempt, &actor)
     })
-    .await;
-    answer(done)
+    .await
 }
 
 /// `POST /api/servers/summary`: sends the weekly summary now, through the
