@@ -15,15 +15,10 @@
 //   CONSOLE_UNRELATED  subject held by another rule (the filter must hide it)
 //   CONSOLE_SHOTS      folder for console-list.png and console-details.png
 //   CHROMIUM           the browser (default /usr/bin/chromium)
-import { chromium } from 'playwright-core';
+import { env, launch, step } from './common.mjs';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const base = env('CONSOLE_URL');
 const password = env('CONSOLE_PASSWORD');
 const symbol = env('CONSOLE_SYMBOL');
@@ -32,15 +27,8 @@ const ownSubject = env('CONSOLE_OWN');
 const otherSubject = env('CONSOLE_OTHER');
 const unrelated = env('CONSOLE_UNRELATED');
 const shots = env('CONSOLE_SHOTS');
-const step = (what) => console.log(`-- ${what}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // Root needs --no-sandbox; the rest keeps chromium off the network it
-  // cannot reach here anyway.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 const problems = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });

@@ -16,14 +16,9 @@
 //
 // Prints `redirector: ` and a JSON summary as its last line; exits non-zero on
 // the first failed check.
-import { chromium } from 'playwright-core';
+import { env, launch, step } from './common.mjs';
 import assert from 'node:assert/strict';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const base = env('REDIRECTOR_URL');
 const gateway = new URL(base).origin;
 const targetUrl = env('TARGET_URL');
@@ -31,15 +26,8 @@ const target = new URL(targetUrl).origin;
 const marker = env('TARGET_MARKER');
 const blockedHost = env('BLOCKED_HOST');
 const blockedDomain = env('BLOCKED_DOMAIN');
-const step = (what) => console.log(`-- ${what}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // Root needs --no-sandbox; the rest keeps chromium off the network it
-  // cannot reach here anyway.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 const summary = {};
 try {
   const context = await browser.newContext();

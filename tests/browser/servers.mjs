@@ -15,26 +15,16 @@
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 // Prints `servers: {json}` with what the API said, then
 // `servers: all steps passed`.
-import { chromium } from 'playwright-core';
+import { env, launch, step } from './common.mjs';
 import assert from 'node:assert/strict';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const base = env('SERVERS_URL');
 const password = env('SERVERS_PASSWORD');
 const external = env('SERVERS_EXTERNAL');
 const ownHost = env('SERVERS_OWN_HOST');
 const hostile = env('SERVERS_HOSTILE');
-const step = (what) => console.log(`-- ${what}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 const problems = [];
 const said = {};
 try {
