@@ -72,39 +72,10 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// Hostile text made safe to show on one line: control characters and
-/// bidirectional controls become spaces, runs of spaces one, and it is
-/// shortened to `MAX_SHOWN` characters.
+/// Hostile text made safe to show on one line, at most `MAX_SHOWN`
+/// characters (see [`portcullis_queue::text::one_line`]).
 pub fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_SHOWN * 4));
-    let mut count = 0;
-    let mut space = false;
-    for c in s.chars() {
-        let c = if c.is_control() || is_bidi_control(c) {
-            ' '
-        } else {
-            c
-        };
-        if c == ' ' {
-            if space || out.is_empty() {
-                continue;
-            }
-            space = true;
-        } else {
-            space = false;
-        }
-        if count == MAX_SHOWN {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-        count += 1;
-    }
-    out.trim_end().to_string()
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    portcullis_queue::text::one_line(s, MAX_SHOWN)
 }
 
 /// `2024-05-01 08:12 UTC`

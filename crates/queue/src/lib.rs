@@ -24,6 +24,7 @@ pub mod id;
 pub mod maildir;
 pub mod route;
 pub mod spool;
+pub mod text;
 
 use portcullis_smtp::client::{self, Connection};
 use portcullis_smtp::{ClientConfig, Envelope, Recipient, Reply};

@@ -60,31 +60,9 @@ pub enum SummaryError {
     Worker(String),
 }
 
-/// Hostile text on one line: control and bidirectional characters become
-/// spaces, runs of spaces one, at most [`MAX_SHOWN`] characters.
+/// Hostile text on one line, at most [`MAX_SHOWN`] characters.
 fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_SHOWN * 4));
-    let mut count = 0;
-    let mut space = false;
-    for c in s.chars() {
-        let bidi = matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-        let c = if c.is_control() || bidi { ' ' } else { c };
-        if c == ' ' {
-            if space || out.is_empty() {
-                continue;
-            }
-            space = true;
-        } else {
-            space = false;
-        }
-        if count == MAX_SHOWN {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-        count += 1;
-    }
-    out.trim_end().to_string()
+    portcullis_queue::text::one_line(s, MAX_SHOWN)
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
