@@ -6,9 +6,6 @@
 
 mod common;
 use common::{Dns, Gateway, Sink};
-use mail_auth::common::crypto::{RsaKey, Sha256};
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
 
 struct World {
     _dns: Dns,
@@ -85,17 +82,7 @@ fn a_signed_message_from_an_allowed_host_passes_and_carries_our_results() {
         "alice@pass.test",
         "Authentication-Results: gw.portcullis.test; dmarc=pass (forged)\r\n",
     );
-    let der = rustls_pemfile::private_key(&mut w.key_pem.as_bytes())
-        .expect("read key")
-        .expect("a private key");
-    let key = RsaKey::<Sha256>::from_key_der(der).expect("key");
-    let signature = DkimSigner::from_key(key)
-        .domain("pass.test")
-        .selector("s1")
-        .headers(["From", "To", "Subject", "Date", "Message-ID"])
-        .sign(body.as_bytes())
-        .expect("sign");
-    let signed = format!("{}{body}", signature.to_header());
+    let signed = common::dkim_signed(&w.key_pem, "pass.test", &body);
     let run = send(&w, "alice@pass.test", &signed);
     assert!(run.server_said("250 2.0.0"), "{}", run.transcript);
     let id = run.queue_id();

@@ -6,9 +6,6 @@
 
 mod common;
 use common::{Dns, Gateway, Sink};
-use mail_auth::common::crypto::{RsaKey, Sha256};
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
@@ -67,17 +64,7 @@ fn world(trusted: &str) -> World {
 }
 
 fn signed(w: &World, body: &str) -> String {
-    let der = rustls_pemfile::private_key(&mut w.sender_key.as_bytes())
-        .expect("read key")
-        .expect("a private key");
-    let key = RsaKey::<Sha256>::from_key_der(der).expect("key");
-    let signature = DkimSigner::from_key(key)
-        .domain("pass.test")
-        .selector("s1")
-        .headers(["From", "To", "Subject", "Date", "Message-ID"])
-        .sign(body.as_bytes())
-        .expect("sign");
-    format!("{}{body}", signature.to_header())
+    common::dkim_signed(&w.sender_key, "pass.test", body)
 }
 
 fn send(w: &World, data: &str) -> common::SwaksRun {
