@@ -32,20 +32,21 @@ pub fn reports(
     report_only: bool,
     now: i64,
 ) -> Vec<ServerReport> {
+    // Grouped once: every server's pauses without scanning all of them.
+    let mut by_key: std::collections::HashMap<&str, Vec<Pause>> = std::collections::HashMap::new();
+    for p in pauses {
+        by_key.entry(p.key.as_str()).or_default().push(Pause {
+            from: p.from,
+            until: p.until,
+        });
+    }
     servers
         .into_iter()
         .map(|server| {
             let facts = Facts {
                 first_detected: server.first_detected,
                 exempt: server.exempt,
-                pauses: pauses
-                    .iter()
-                    .filter(|p| p.key == server.key)
-                    .map(|p| Pause {
-                        from: p.from,
-                        until: p.until,
-                    })
-                    .collect(),
+                pauses: by_key.remove(server.key.as_str()).unwrap_or_default(),
             };
             let standing = stage::standing(&facts, schedule, now);
             let enforced = standing.as_ref().and_then(|s| {
