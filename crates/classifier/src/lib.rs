@@ -497,11 +497,16 @@ pub struct Band {
 /// give no symbol. Chosen on cross-validation of the SpamAssassin public
 /// corpus's training half: below 0.01 no spam was seen, below 0.1 nearly none;
 /// from 0.5 nearly no ham (0.1%, all below 0.8), and every band above holds
-/// none. The lowest spam band (4) stays under the tag threshold on purpose: a
-/// message the model finds only somewhat more likely spam than ham is marked
-/// only with another check's evidence, because a wrongly held message costs an
-/// organisation more than a tagged spam. From 0.8 the classifier tags alone;
-/// high confidence reaches quarantine (8); it never rejects by itself (15).
+/// none. The two lowest spam bands (4 and 4.5) stay under the tag threshold on
+/// purpose: a message the model finds only somewhat more likely spam than ham
+/// is marked only with another check's evidence, because a wrongly held
+/// message costs an organisation more than a tagged spam. The 0.8 band tagged
+/// alone (6) until cross-validation with each sender held out whole showed it
+/// held 16 of the 20 ham flagged: the commercial newsletters of senders the
+/// model never learned. At 4.5, with the phrase checks of the scanner behind
+/// it, 5 ham (0.19%) are flagged there and 93.6% of spam caught, against 20
+/// (0.76%) and 95.6%. From 0.95 the classifier tags alone; high confidence
+/// reaches quarantine (8); it never rejects by itself (15).
 pub const BANDS: &[Band] = &[
     Band {
         symbol: "BAYES_HAM_99",
@@ -525,7 +530,7 @@ pub const BANDS: &[Band] = &[
         symbol: "BAYES_SPAM_80",
         min: 0.8,
         max: 0.95,
-        score: 6.0,
+        score: 4.5,
     },
     Band {
         symbol: "BAYES_SPAM_95",
@@ -784,15 +789,11 @@ mod tests {
             ..Settings::default()
         });
         let full = p(&m);
-        assert!(
-            band(full).is_some_and(|b| b.score >= 5.0),
-            "weighed in full, markup alone tags: {full}"
-        );
+        // Weighed in full, markup alone reaches the 0.8 band; at a tenth it
+        // stays below it.
+        assert!(full >= 0.8, "weighed in full: {full}");
         assert!(light < full, "{light} against {full}");
-        assert!(
-            band(light).is_none_or(|b| b.score < 5.0),
-            "markup alone does not tag: {light}"
-        );
+        assert!(light < 0.8, "weighed at a tenth: {light}");
     }
 
     #[test]
@@ -804,6 +805,9 @@ mod tests {
         assert_eq!(band(0.0).map(|b| b.symbol), Some("BAYES_HAM_99"));
         assert_eq!(band(0.3), None);
         assert_eq!(band(0.5).map(|b| b.score), Some(4.0));
+        // Below 0.95 the classifier needs another check's evidence to tag.
+        assert!(band(0.9).is_some_and(|b| b.score < 5.0));
+        assert!(band(0.96).is_some_and(|b| b.score >= 5.0));
         assert_eq!(band(1.0).map(|b| b.symbol), Some("BAYES_SPAM_999"));
     }
 }

@@ -6,6 +6,7 @@ mod bayes;
 mod gtube;
 mod headers;
 pub(crate) mod links;
+mod phrases;
 mod rules;
 
 pub(crate) use rules::CompiledRules;
@@ -72,6 +73,7 @@ pub(crate) fn run(view: &View<'_>, rules: &CompiledRules, model: Option<&Model>)
     let mut findings = Vec::new();
     findings.extend(gtube::check(view));
     findings.extend(headers::check(view));
+    findings.extend(phrases::check(view));
     findings.extend(links::check(view));
     findings.extend(attachments::check(view));
     findings.extend(rules.check(view));
