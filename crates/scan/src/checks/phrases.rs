@@ -24,6 +24,7 @@
 //! each are read; the patterns are compiled once by the `regex` crate, whose
 //! matching is linear in the input.
 
+use super::links::extract::truncate;
 use super::View;
 use crate::{Category, Finding};
 use regex::Regex;
@@ -95,7 +96,7 @@ pub(super) fn check(view: &View<'_>) -> Vec<Finding> {
     };
     let texts: Vec<String> = (0..m.text_body.len().min(MAX_PARTS))
         .filter_map(|i| m.body_text(i))
-        .map(|t| head(&t).to_ascii_lowercase())
+        .map(|t| truncate(&t, MAX_TEXT).to_ascii_lowercase())
         .collect();
     let mut out = Vec::new();
     for (phrase, re) in PHRASES.iter().zip(COMPILED.iter()) {
@@ -121,18 +122,6 @@ pub(super) fn check(view: &View<'_>) -> Vec<Finding> {
         }
     }
     out
-}
-
-/// The first [`MAX_TEXT`] bytes of `t`, cut on a character boundary.
-fn head(t: &str) -> &str {
-    if t.len() <= MAX_TEXT {
-        return t;
-    }
-    let mut end = MAX_TEXT;
-    while !t.is_char_boundary(end) {
-        end -= 1;
-    }
-    &t[..end]
 }
 
 #[cfg(test)]
