@@ -68,6 +68,11 @@ impl<'a> View<'a> {
     }
 }
 
+/// Compiles the built-in checks' patterns now rather than at first use.
+pub(crate) fn compile_builtin() {
+    phrases::compile();
+}
+
 /// The content checks, in their fixed order.
 pub(crate) fn run(view: &View<'_>, rules: &CompiledRules, model: Option<&Model>) -> Vec<Finding> {
     let mut findings = Vec::new();

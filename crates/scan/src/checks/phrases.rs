@@ -90,6 +90,11 @@ static COMPILED: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Compiles the patterns (the scanner does it once, when it is built).
+pub(super) fn compile() {
+    LazyLock::force(&COMPILED);
+}
+
 pub(super) fn check(view: &View<'_>) -> Vec<Finding> {
     let Some(m) = view.parsed else {
         return Vec::new();
