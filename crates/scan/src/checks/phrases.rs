@@ -76,7 +76,7 @@ const PHRASES: &[Phrase] = &[
     },
 ];
 
-/// The patterns, compiled on first use. They are written in lower case and
+/// The patterns, compiled once (see [`compile`]). They are written in lower case and
 /// run over text lower-cased once (ASCII only: the phrases are English), with
 /// ASCII word boundaries: so every one starts from a literal the regex engine
 /// can search for, and runs in its fast automaton whatever script the text is
