@@ -40,19 +40,24 @@ const HAM_WORDS: &[&str] = &[
     "notes",
 ];
 
+/// The `i`th selection of 40 of `words`.
+fn body(words: &[&str], i: usize) -> String {
+    let picked: Vec<&str> = (0..40)
+        .map(|k| words[(i * 7 + k * 3) % words.len()])
+        .collect();
+    picked.join(" ")
+}
+
 /// `n` messages built from `words`, each a different selection.
 fn corpus(dir: &std::path::Path, words: &[&str], n: usize) {
     std::fs::create_dir_all(dir).expect("folder");
     for i in 0..n {
-        let body: Vec<&str> = (0..40)
-            .map(|k| words[(i * 7 + k * 3) % words.len()])
-            .collect();
         let msg = format!(
             "From: sender{i}@corpus.test\r\nTo: bob@example.test\r\nSubject: {} {}\r\n\
              Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <c{i}@corpus.test>\r\n\r\n{}\r\n",
             words[i % words.len()],
             words[(i + 3) % words.len()],
-            body.join(" ")
+            body(words, i)
         );
         std::fs::write(dir.join(format!("{i:03}.eml")), msg).expect("write");
     }
@@ -68,6 +73,10 @@ fn a_trained_model_reaches_the_running_gateway_without_a_restart() {
             sink.port
         ),
     );
+    // Long enough for the model to know well over 100 of its features: a short
+    // message gets only a timid opinion, under the tag threshold by design.
+    let spam_text: Vec<String> = (0..3).map(|i| body(SPAM_WORDS, i)).collect();
+    let spam_text = spam_text.join("\n");
     let spammy = || {
         gw.swaks(&[
             "--from",
@@ -77,7 +86,7 @@ fn a_trained_model_reaches_the_running_gateway_without_a_restart() {
             "--header",
             "Subject: casino winner bonus",
             "--body",
-            "cheap pills casino winner bonus lottery claim prize offer limited guaranteed income click",
+            &spam_text,
         ])
     };
     // Before training the classifier is silent.
