@@ -101,10 +101,10 @@
 //! order instead (the last third of each class by a model of the first two
 //! thirds): 0 of 876 ham, 131 of 167 spam (78.4%; before, 155). With each
 //! sender held out whole: 3 ham (0.11%), 414 spam (82.8%; before, 10 ham and
-//! 466 spam). The whole scanner, whose other checks supply that evidence,
-//! is judged in `bench/quality/crossval.py`. About 90 µs per message to judge (tokenizing
-//! 50 µs of it) and 120 µs to learn, in release on one core of the development
-//! machine (`examples/bench.rs`), parsing apart.
+//! 466 spam). The whole scanner, whose other checks supply that evidence, is
+//! judged by `bench/quality/crossval.py`. About 90 µs per message to judge
+//! (tokenizing 50 µs of it) and 120 µs to learn, in release on one core of the
+//! development machine (`examples/bench.rs`), parsing apart.
 //!
 //! Standards: RFC 5322 and RFC 2045–2049 for the message (parsed by
 //! `mail-parser`, every transfer encoding and charset decoded first), RFC 3986
