@@ -312,7 +312,7 @@ impl Gateway {
         // Clients in trusted networks are the organisation's own servers: their
         // mail is not checked against the sender domain's published policy.
         let trusted = scan_envelope.trusted;
-        let (auth, antivirus) = tokio::join!(
+        let (auth, antivirus, dnsbl) = tokio::join!(
             async {
                 if trusted {
                     None
@@ -320,11 +320,13 @@ impl Gateway {
                     self.scanner.authenticate(&stamped, &scan_envelope).await
                 }
             },
-            self.scanner.antivirus(&stamped)
+            self.scanner.antivirus(&stamped),
+            self.scanner.dnsbl(&stamped, &scan_envelope)
         );
         let lookups = portcullis_scan::Lookups {
             auth,
             antivirus: antivirus?,
+            dnsbl,
         };
         let auth = lookups.auth.clone();
         // Shared with the scanning thread so that the bytes survive a scanner panic.

@@ -26,6 +26,8 @@ pub struct ScanConfig {
     pub tag: TagConfig,
     /// The virus scanner; off when absent.
     pub clamd: Option<crate::clamd::ClamdConfig>,
+    /// DNS block and allow lists; none by default.
+    pub dnsbl: crate::dnsbl::DnsblConfig,
 }
 
 /// `[scan.tag]`: how delivered mail shows its verdict to the server downstream.

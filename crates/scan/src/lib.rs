@@ -4,22 +4,30 @@
 //! [`Action`] the configured [`Thresholds`] give that score. The gateway calls it
 //! between the end of DATA and the reply; `portcullis scan` calls it on files.
 //!
-//! Each check is a small module under `checks/` that looks at the parsed message
-//! and reports findings. Today: the GTUBE test string, so that admins and tests can
-//! drive every action on purpose.
+//! Each local check is a small module under `checks/` that looks at the parsed
+//! message and reports findings: the GTUBE test string (so that admins and tests
+//! can drive every action on purpose), headers and structure, phrases, links,
+//! attachments, admin rules and the statistical classifier. The network steps
+//! run first, in the gateway, and join their findings to the local ones: sender
+//! authentication (`auth`), the virus scanner (`clamd`) and the DNS block and
+//! allow lists (`dnsbl`).
 //!
 //! Standards: RFC 5322 and RFC 2045–2049 (the message and its MIME parts, parsed by
-//! `mail-parser`, every charset and transfer encoding decoded before text checks).
+//! `mail-parser`, every charset and transfer encoding decoded before text checks);
+//! RFC 7208, 6376, 7489, 8617 and 8601 (`auth`); RFC 5782 (`dnsbl`).
 //!
 //! Security posture: every byte of the message is hostile. Parsing is bounded by the
 //! message size the SMTP layer already enforced; checks search decoded text with
 //! linear-time routines and never execute, open or follow anything in the message.
-//! A message that cannot be parsed still gets a verdict from the raw bytes.
+//! A message that cannot be parsed still gets a verdict from the raw bytes. DNS
+//! answers are hostile too: each network step has a time budget, and a list's
+//! error answers are never read as listings.
 
 pub mod auth;
 mod checks;
 pub mod clamd;
 pub mod config;
+pub mod dnsbl;
 pub mod envelope;
 pub mod verdict;
 
@@ -39,6 +47,8 @@ pub enum ScanError {
     BadRule { name: String, reason: String },
     #[error("the DNS resolver for authentication checks: {0}")]
     Dns(String),
+    #[error("{0}")]
+    Dnsbl(#[from] dnsbl::DnsblError),
     /// The virus scanner could not scan and the policy is to fail closed.
     #[error("{0}")]
     Antivirus(#[from] clamd::ClamdError),
@@ -76,12 +86,19 @@ pub struct AntivirusReport {
     pub(crate) finding: Option<Finding>,
 }
 
-/// What the network steps (DNS for authentication, clamd) found, to join the
-/// content checks in the verdict.
+/// What the DNS lists said about one message (see [`Scanner::dnsbl`]).
+#[derive(Debug, Clone, Default)]
+pub struct DnsblReport {
+    pub(crate) findings: Vec<Finding>,
+}
+
+/// What the network steps (DNS for authentication and lists, clamd) found, to
+/// join the content checks in the verdict.
 #[derive(Debug, Clone, Default)]
 pub struct Lookups {
     pub auth: Option<AuthReport>,
     pub antivirus: Option<AntivirusReport>,
+    pub dnsbl: Option<DnsblReport>,
 }
 
 /// The scanner. Cheap to share between sessions; the classifier model can be
@@ -92,11 +109,13 @@ pub struct Scanner {
     rules: checks::CompiledRules,
     model: RwLock<Option<Arc<Model>>>,
     authenticator: Option<auth::Authenticator>,
+    dnsbl: Option<dnsbl::Dnsbl>,
 }
 
 impl Scanner {
     pub fn new(config: ScanConfig) -> Result<Scanner, ScanError> {
         let rules = checks::CompiledRules::compile(&config.rules)?;
+        config.dnsbl.validate()?;
         // Built-in patterns compile here (about 10 ms), not in the first SMTP session.
         checks::compile_builtin();
         Ok(Scanner {
@@ -104,16 +123,34 @@ impl Scanner {
             rules,
             model: RwLock::new(None),
             authenticator: None,
+            dnsbl: None,
         })
     }
 
-    /// Turns on SPF, DKIM, ARC and DMARC (when `[scan.auth] enabled`), asking
-    /// these DNS servers (the system's when empty).
+    /// Turns on SPF, DKIM, ARC and DMARC (when `[scan.auth] enabled`) and the
+    /// DNS lists of `[scan.dnsbl]`, asking these DNS servers (the system's when
+    /// empty).
     pub fn with_dns(mut self, servers: &[std::net::SocketAddr]) -> Result<Scanner, ScanError> {
         if self.config.auth.enabled {
             self.authenticator = Some(auth::Authenticator::new(servers).map_err(ScanError::Dns)?);
         }
+        self.dnsbl = dnsbl::Dnsbl::new(servers, &self.config.dnsbl)?;
         Ok(self)
+    }
+
+    /// Asks the DNS lists about a message received from outside: its client's
+    /// address and the domains it names. `None` when no list is configured or
+    /// the lists do not apply: mail from a logged-in user or a trusted network
+    /// is the organisation's own.
+    pub async fn dnsbl(&self, raw: &[u8], envelope: &Envelope) -> Option<DnsblReport> {
+        let lists = self.dnsbl.as_ref()?;
+        if envelope.auth_user.is_some() || envelope.trusted {
+            return None;
+        }
+        let domains = dnsbl::message_domains(raw, envelope, self.config.dnsbl.max_domains);
+        Some(DnsblReport {
+            findings: lists.check(envelope, &domains).await,
+        })
     }
 
     /// Authenticates the sender of a message received from outside. `None` when
@@ -186,15 +223,20 @@ impl Scanner {
         if let Some(f) = lookups.antivirus.as_ref().and_then(|a| a.finding.as_ref()) {
             network.push(f.clone());
         }
+        if let Some(report) = &lookups.dnsbl {
+            network.extend(report.findings.iter().cloned());
+        }
         self.judge(raw, envelope, network)
     }
 
     /// Judges a held message again with the current rules, weights and model.
     /// What the network said when it arrived is kept from `earlier` (sender
-    /// authentication and the virus scanner): DNS answers and the client's
+    /// authentication, the DNS lists and the virus scanner): DNS answers and the client's
     /// address belong to that moment, and mail clamd refused stays refused.
     pub fn rescan(&self, raw: &[u8], envelope: &Envelope, earlier: &Verdict) -> Verdict {
-        const NETWORK: [&str; 5] = ["SPF_", "DKIM_", "DMARC_", "ARC_", "CLAMAV"];
+        const NETWORK: [&str; 8] = [
+            "SPF_", "DKIM_", "DMARC_", "ARC_", "CLAMAV", "RCVD_IN_", "URIBL_", "DNSBL_",
+        ];
         let carried = earlier
             .symbols
             .iter()
