@@ -63,16 +63,7 @@ fn message(from: &str, extra: &str) -> String {
 }
 
 fn send(w: &World, mail_from: &str, data: &str) -> common::SwaksRun {
-    let file = w._keys.path().join(format!("msg-{}.eml", data.len()));
-    std::fs::write(&file, data).expect("write message");
-    w.gw.swaks(&[
-        "--from",
-        mail_from,
-        "--to",
-        "bob@example.test",
-        "--data",
-        &file.display().to_string(),
-    ])
+    w.gw.send_message(mail_from, "bob@example.test", data, &[])
 }
 
 #[test]

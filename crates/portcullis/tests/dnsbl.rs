@@ -10,7 +10,6 @@ struct World {
     _dns: Dns,
     sink: Sink,
     gw: Gateway,
-    dir: tempfile::TempDir,
 }
 
 fn world() -> World {
@@ -44,7 +43,6 @@ fn world() -> World {
         _dns: dns,
         sink,
         gw,
-        dir: tempfile::tempdir().expect("tempdir"),
     }
 }
 
@@ -53,16 +51,7 @@ fn send(w: &World, name: &str, body: &str) -> common::SwaksRun {
         "From: Shop <news@shop.test>\r\nTo: bob@example.test\r\nSubject: offers\r\n\
          Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{name}@shop.test>\r\n\r\n{body}\r\n"
     );
-    let file = w.dir.path().join(format!("{name}.eml"));
-    std::fs::write(&file, data).expect("write message");
-    w.gw.swaks(&[
-        "--from",
-        "news@shop.test",
-        "--to",
-        "bob@example.test",
-        "--data",
-        &file.display().to_string(),
-    ])
+    w.gw.send_message("news@shop.test", "bob@example.test", &data, &[])
 }
 
 /// The symbols of the trace's scan, as `(name, score, detail)`.

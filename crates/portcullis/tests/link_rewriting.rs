@@ -26,7 +26,7 @@ struct World {
     _dns: Dns,
     sink: Sink,
     gw: Gateway,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     sender_key: String,
 }
 
@@ -58,7 +58,7 @@ fn world(trusted: &str) -> World {
         _dns: dns,
         sink,
         gw,
-        dir,
+        _dir: dir,
         sender_key,
     }
 }
@@ -68,16 +68,7 @@ fn signed(w: &World, body: &str) -> String {
 }
 
 fn send(w: &World, data: &str) -> common::SwaksRun {
-    let file = w.dir.path().join("msg.eml");
-    std::fs::write(&file, data).expect("write message");
-    w.gw.swaks(&[
-        "--from",
-        "alice@pass.test",
-        "--to",
-        "bob@example.test",
-        "--data",
-        &file.display().to_string(),
-    ])
+    w.gw.send_message("alice@pass.test", "bob@example.test", data, &[])
 }
 
 /// The message as the downstream server got it: smtp-sink's own X- lines
