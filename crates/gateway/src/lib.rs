@@ -94,6 +94,7 @@ struct Metrics {
     data_seconds: Histogram,
     scan_seconds: Histogram,
     verdicts: IntCounterVec,
+    dnsbl_problems: IntCounterVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -126,7 +127,33 @@ fn metrics() -> &'static Metrics {
             &["action", "category"]
         )
         .expect("metric registers once"),
+        dnsbl_problems: register_int_counter_vec!(
+            "portcullis_dnsbl_problems_total",
+            "Messages for which a DNS list answered an error form (error) or did not answer (timeout); neither is counted as a listing",
+            &["problem"]
+        )
+        .expect("metric registers once"),
     })
+}
+
+/// Counts and logs a DNS list that answered an error or nothing. A list that
+/// refuses the resolver does so for every message: the log says it at most
+/// once a minute, the metric counts every message.
+fn note_dnsbl_problems(verdict: &Verdict) {
+    static LAST_LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
+    for symbol in &verdict.symbols {
+        let problem = match symbol.name.as_str() {
+            "DNSBL_ERROR" => "error",
+            "DNSBL_TIMEOUT" => "timeout",
+            _ => continue,
+        };
+        metrics().dnsbl_problems.with_label_values(&[problem]).inc();
+        let mut last = LAST_LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(detail = %symbol.detail, "a DNS list did not answer usably");
+        }
+    }
 }
 
 /// The handler the SMTP sessions call.
@@ -357,6 +384,7 @@ impl Gateway {
             }
         };
         let elapsed = started.elapsed();
+        note_dnsbl_problems(&verdict);
         metrics().scan_seconds.observe(elapsed.as_secs_f64());
         metrics()
             .verdicts

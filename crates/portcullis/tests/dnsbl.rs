@@ -111,6 +111,17 @@ fn a_listed_client_and_a_listed_link_domain_add_up_and_errors_do_not_count() {
     );
     // An answer outside the codes the admin chose is no listing either.
     assert!(!names.contains(&"RCVD_IN_PBL"), "{names:?}");
+    // The admin learns of the refusing list from the metrics and the log.
+    let (status, metrics) = w.gw.http_get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("portcullis_dnsbl_problems_total{problem=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(w
+        .gw
+        .log()
+        .contains("refusing.test answered 127.255.255.254"));
 }
 
 #[test]
