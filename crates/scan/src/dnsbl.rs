@@ -35,9 +35,10 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol as DnsProtocol;
 use hickory_resolver::TokioResolver;
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// `[scan.dnsbl]`: the lists asked and how long a message may wait for them.
 #[derive(Debug, Clone, Deserialize)]
@@ -151,10 +152,19 @@ impl DnsblConfig {
     }
 }
 
-/// The lists and the resolver that asks them.
+/// How long an answer is kept. Most answers are NXDOMAIN, which a resolver
+/// keeps only as long as the list's SOA says, often not at all: without this
+/// every message from the same server asks again. A listing made in the last
+/// minute is noticed up to a minute late.
+const KEEP: Duration = Duration::from_secs(60);
+/// Answers kept at most; past that the store is emptied and fills again.
+const KEPT_MAX: usize = 50_000;
+
+/// The lists, the resolver that asks them and the answers of the last minute.
 pub(crate) struct Dnsbl {
     resolver: TokioResolver,
     config: DnsblConfig,
+    recent: Mutex<HashMap<String, (Instant, Vec<Ipv4Addr>)>>,
 }
 
 impl std::fmt::Debug for Dnsbl {
@@ -243,68 +253,87 @@ impl Dnsbl {
         Ok(Some(Dnsbl {
             resolver,
             config: config.clone(),
+            recent: Mutex::new(HashMap::new()),
         }))
     }
 
     /// Asks every list about the client and `domains` (registrable, lower
     /// case, at most `max_domains` are used) at once, within the time budget.
     pub async fn check(&self, envelope: &Envelope, domains: &[String]) -> Vec<Finding> {
-        let mut queries = tokio::task::JoinSet::new();
-        for (n, list) in self.config.lists.iter().enumerate() {
-            let names: Vec<(String, String)> = match list.kind {
-                ListKind::Ip => envelope
-                    .client_ip
-                    .map(|ip| (ip.to_string(), ip_query(ip, &list.zone)))
-                    .into_iter()
-                    .collect(),
-                ListKind::Domain => domains
-                    .iter()
-                    .take(self.config.max_domains)
-                    .map(|d| {
-                        let zone = list.zone.trim_end_matches('.');
-                        (d.clone(), format!("{d}.{zone}."))
-                    })
-                    .collect(),
-            };
-            for (asked, name) in names {
-                let resolver = self.resolver.clone();
-                queries.spawn(async move {
-                    // NXDOMAIN is the usual "not listed"; other failures
-                    // (timeout, SERVFAIL, REFUSED) are no answer at all.
-                    let answers: Option<Vec<Ipv4Addr>> = match resolver.ipv4_lookup(name).await {
-                        Ok(lookup) => Some(lookup.iter().map(|a| a.0).collect()),
-                        Err(e) if e.is_nx_domain() || e.is_no_records_found() => Some(Vec::new()),
-                        Err(_) => None,
-                    };
-                    (n, asked, answers)
-                });
+        let lists = &self.config.lists;
+        let mut results = Vec::new();
+        let mut to_ask = Vec::new();
+        {
+            let now = Instant::now();
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            for (n, list) in lists.iter().enumerate() {
+                let zone = list.zone.trim_end_matches('.');
+                let names: Vec<(String, String)> = match list.kind {
+                    ListKind::Ip => envelope
+                        .client_ip
+                        .map(|ip| (ip.to_string(), ip_query(ip, zone)))
+                        .into_iter()
+                        .collect(),
+                    ListKind::Domain => domains
+                        .iter()
+                        .take(self.config.max_domains)
+                        .map(|d| (d.clone(), format!("{d}.{zone}.")))
+                        .collect(),
+                };
+                for (asked, name) in names {
+                    match recent.get(&name) {
+                        Some((at, answers)) if now.duration_since(*at) < KEEP => {
+                            results.push((n, asked, Some(answers.clone())));
+                        }
+                        _ => to_ask.push((n, asked, name)),
+                    }
+                }
             }
         }
-        let mut results = Vec::new();
-        let expected = queries.len();
+
+        let mut queries = tokio::task::JoinSet::new();
+        let mut unanswered: BTreeSet<usize> = to_ask.iter().map(|q| q.0).collect();
+        let mut outstanding = vec![0usize; lists.len()];
+        for (n, asked, name) in to_ask {
+            outstanding[n] += 1;
+            let resolver = self.resolver.clone();
+            queries.spawn(async move {
+                // NXDOMAIN is the usual "not listed"; other failures
+                // (timeout, SERVFAIL, REFUSED) are no answer at all.
+                let answers: Option<Vec<Ipv4Addr>> = match resolver.ipv4_lookup(&name).await {
+                    Ok(lookup) => Some(lookup.iter().map(|a| a.0).collect()),
+                    Err(e) if e.is_nx_domain() || e.is_no_records_found() => Some(Vec::new()),
+                    Err(_) => None,
+                };
+                (n, asked, name, answers)
+            });
+        }
+        let mut fresh = Vec::new();
         let budget = Duration::from_millis(self.config.timeout_ms);
-        let in_time = tokio::time::timeout(budget, async {
+        let _ = tokio::time::timeout(budget, async {
             while let Some(done) = queries.join_next().await {
-                if let Ok(r) = done {
-                    results.push(r);
+                let Ok((n, asked, name, answers)) = done else {
+                    continue;
+                };
+                if let Some(a) = &answers {
+                    outstanding[n] -= 1;
+                    fresh.push((name, a.clone()));
                 }
+                results.push((n, asked, answers));
             }
         })
-        .await
-        .is_ok();
+        .await;
         queries.abort_all();
-        let mut unanswered: BTreeSet<&str> = BTreeSet::new();
-        if !in_time || results.len() < expected {
-            unanswered.extend(self.config.lists.iter().map(|l| l.zone.as_str()));
-            for (n, _, answers) in &results {
-                if answers.is_some() {
-                    unanswered.remove(self.config.lists[*n].zone.as_str());
-                }
+        // A list is unanswered when any of its queries failed or is still out.
+        unanswered.retain(|&n| outstanding[n] > 0);
+        if !fresh.is_empty() {
+            let now = Instant::now();
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() + fresh.len() > KEPT_MAX {
+                recent.clear();
             }
-        }
-        for (n, _, answers) in &results {
-            if answers.is_none() {
-                unanswered.insert(self.config.lists[*n].zone.as_str());
+            for (name, answers) in fresh {
+                recent.insert(name, (now, answers));
             }
         }
         // The same order whatever the network's: by list, then by what was asked.
@@ -348,6 +377,8 @@ impl Dnsbl {
             ));
         }
         if !unanswered.is_empty() {
+            let zones: BTreeSet<&str> =
+                unanswered.iter().map(|&n| lists[n].zone.as_str()).collect();
             out.push(Finding::new(
                 "DNSBL_TIMEOUT",
                 0.0,
@@ -355,7 +386,7 @@ impl Dnsbl {
                 format!(
                     "not counted, no answer within {} ms or a failed query: {}",
                     self.config.timeout_ms,
-                    unanswered.into_iter().collect::<Vec<_>>().join(", ")
+                    zones.into_iter().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -533,6 +564,48 @@ mod tests {
         let names: Vec<&str> = found.iter().map(|f| f.name.as_ref()).collect();
         assert_eq!(names, ["DNSBL_TIMEOUT"]);
         assert_eq!(found[0].default_score, 0.0);
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_kept_for_the_next_message() {
+        use hickory_resolver::proto::op::{Message, ResponseCode};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        // A DNS server that answers NXDOMAIN to everything and counts questions.
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((len, from)) = server.recv_from(&mut buf) {
+                let Ok(query) = Message::from_vec(&buf[..len]) else {
+                    continue;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut reply =
+                    Message::error_msg(query.id(), query.op_code(), ResponseCode::NXDomain);
+                reply.add_queries(query.queries().to_vec());
+                if let Ok(bytes) = reply.to_vec() {
+                    let _ = server.send_to(&bytes, from);
+                }
+            }
+        });
+        let config = DnsblConfig {
+            lists: vec![list("zen.spamhaus.org", ListKind::Ip, "RCVD_IN_ZEN")],
+            ..DnsblConfig::default()
+        };
+        let dnsbl = Dnsbl::new(&[addr], &config)
+            .expect("resolver")
+            .expect("a list is configured");
+        let envelope = Envelope {
+            client_ip: Some("192.0.2.1".parse().unwrap()),
+            ..Envelope::default()
+        };
+        for _ in 0..3 {
+            assert!(dnsbl.check(&envelope, &[]).await.is_empty());
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
     }
 
     #[test]
