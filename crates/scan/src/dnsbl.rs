@@ -175,10 +175,11 @@ impl std::fmt::Debug for Dnsbl {
     }
 }
 
-/// The A record name for `ip` in `zone`.
+/// The A record name for `ip` in `zone` (an IPv4 client seen through an
+/// IPv6 socket is asked as IPv4).
 pub(crate) fn ip_query(ip: IpAddr, zone: &str) -> String {
     let zone = zone.trim_end_matches('.');
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let [a, b, c, d] = v4.octets();
             format!("{d}.{c}.{b}.{a}.{zone}.")
@@ -271,6 +272,7 @@ impl Dnsbl {
                 let names: Vec<(String, String)> = match list.kind {
                     ListKind::Ip => envelope
                         .client_ip
+                        .map(|ip| ip.to_canonical())
                         .map(|ip| (ip.to_string(), ip_query(ip, zone)))
                         .into_iter()
                         .collect(),
@@ -445,6 +447,10 @@ mod tests {
     fn addresses_are_asked_reversed() {
         assert_eq!(
             ip_query("192.0.2.1".parse().unwrap(), "zen.example."),
+            "1.2.0.192.zen.example."
+        );
+        assert_eq!(
+            ip_query("::ffff:192.0.2.1".parse().unwrap(), "zen.example"),
             "1.2.0.192.zen.example."
         );
         // RFC 5782 section 2.4's example.
