@@ -134,7 +134,7 @@ impl DnsblConfig {
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
             if !valid_name {
                 return Err(bad(&format!(
-                    "the symbol of a {} list is {prefix} and upper case letters, digits or _",
+                    "the symbol of a {} list starts with {prefix} and has only upper case letters, digits and _",
                     match list.kind {
                         ListKind::Ip => "kind = \"ip\"",
                         ListKind::Domain => "kind = \"domain\"",
