@@ -294,7 +294,6 @@ impl Dnsbl {
         }
 
         let mut queries = tokio::task::JoinSet::new();
-        let mut unanswered: BTreeSet<usize> = to_ask.iter().map(|q| q.0).collect();
         let mut outstanding = vec![0usize; lists.len()];
         for (n, asked, name) in to_ask {
             outstanding[n] += 1;
@@ -326,8 +325,6 @@ impl Dnsbl {
         })
         .await;
         queries.abort_all();
-        // A list is unanswered when any of its queries failed or is still out.
-        unanswered.retain(|&n| outstanding[n] > 0);
         if !fresh.is_empty() {
             let now = Instant::now();
             let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
@@ -378,9 +375,12 @@ impl Dnsbl {
                 ),
             ));
         }
-        if !unanswered.is_empty() {
-            let zones: BTreeSet<&str> =
-                unanswered.iter().map(|&n| lists[n].zone.as_str()).collect();
+        // A list is unanswered when any of its queries failed or is still out.
+        let zones: BTreeSet<&str> = (0..lists.len())
+            .filter(|&n| outstanding[n] > 0)
+            .map(|n| lists[n].zone.as_str())
+            .collect();
+        if !zones.is_empty() {
             out.push(Finding::new(
                 "DNSBL_TIMEOUT",
                 0.0,
