@@ -231,8 +231,9 @@ impl Scanner {
 
     /// Judges a held message again with the current rules, weights and model.
     /// What the network said when it arrived is kept from `earlier` (sender
-    /// authentication, the DNS lists and the virus scanner): DNS answers and the client's
-    /// address belong to that moment, and mail clamd refused stays refused.
+    /// authentication, the DNS lists and the virus scanner): DNS answers and
+    /// the client's address belong to that moment, and mail clamd refused
+    /// stays refused.
     pub fn rescan(&self, raw: &[u8], envelope: &Envelope, earlier: &Verdict) -> Verdict {
         const NETWORK: [&str; 8] = [
             "SPF_", "DKIM_", "DMARC_", "ARC_", "CLAMAV", "RCVD_IN_", "URIBL_", "DNSBL_",
