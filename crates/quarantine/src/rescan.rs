@@ -3,7 +3,7 @@
 //! went wrong is fixed, this is how the mail it held is checked and sent on,
 //! without releasing anything the other checks still hold.
 //!
-//! What the network said at arrival (sender authentication, clamd) is kept
+//! What the network said at arrival (sender authentication, DNS lists, clamd) is kept
 //! from the stored verdict (see `Scanner::rescan`). Each new verdict is
 //! recorded in the held message's trace; a release goes through the same
 //! exactly-once path as any other.

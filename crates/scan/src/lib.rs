@@ -419,6 +419,36 @@ mod tests {
     const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
     #[test]
+    fn a_rescan_keeps_what_the_network_said_and_judges_the_rest_again() {
+        let symbol = |name: &str, score: f64| Symbol {
+            name: name.into(),
+            score,
+            detail: "on arrival".into(),
+            category: Category::Spam,
+        };
+        let earlier = Verdict {
+            score: 20.0,
+            symbols: vec![
+                symbol("RCVD_IN_ZEN", 6.0),
+                symbol("URIBL_DBL", 4.0),
+                symbol("SPF_FAIL", 3.0),
+                symbol("SUBJECT_ALL_CAPS", 7.0),
+            ],
+            category: Category::Spam,
+            action: Action::Quarantine,
+        };
+        let v = Scanner::default().rescan(
+            b"From: a@x.test\r\nSubject: hi\r\n\r\nhello\r\n",
+            &Envelope::default(),
+            &earlier,
+        );
+        let names: Vec<&str> = v.symbols.iter().map(|s| s.name.as_str()).collect();
+        // The lists' and SPF's answers stay; the subject check no longer fires.
+        assert_eq!(names, ["RCVD_IN_ZEN", "URIBL_DBL", "SPF_FAIL"]);
+        assert_eq!(v.score, 13.0);
+    }
+
+    #[test]
     fn a_plain_message_is_delivered_clean() {
         let v = scan(b"From: a@x.test\r\nSubject: hi\r\n\r\nhello\r\n");
         assert_eq!(v.action, Action::Deliver);
