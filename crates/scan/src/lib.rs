@@ -242,6 +242,8 @@ impl Scanner {
             .symbols
             .iter()
             .filter(|s| NETWORK.iter().any(|p| s.name.starts_with(p)))
+            // An admin rule may share a prefix; it is judged again, not carried.
+            .filter(|s| !self.config.rules.iter().any(|r| r.name == s.name))
             .map(|s| Finding {
                 name: Cow::Owned(s.name.clone()),
                 default_score: s.score,
@@ -446,6 +448,29 @@ mod tests {
         // The lists' and SPF's answers stay; the subject check no longer fires.
         assert_eq!(names, ["RCVD_IN_ZEN", "URIBL_DBL", "SPF_FAIL"]);
         assert_eq!(v.score, 13.0);
+
+        // An admin rule named like a network symbol is judged again, not
+        // carried: it is not counted twice, and no longer fires here.
+        let with_rule = Scanner::new(ScanConfig {
+            rules: vec![config::RuleConfig {
+                name: "URIBL_DBL".into(),
+                part: config::RulePart::Body,
+                header: None,
+                pattern: "never here".into(),
+                score: 4.0,
+                category: Category::Spam,
+                detail: None,
+            }],
+            ..ScanConfig::default()
+        })
+        .expect("scanner");
+        let v = with_rule.rescan(
+            b"From: a@x.test\r\nSubject: hi\r\n\r\nhello\r\n",
+            &Envelope::default(),
+            &earlier,
+        );
+        let names: Vec<&str> = v.symbols.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["RCVD_IN_ZEN", "SPF_FAIL"]);
     }
 
     #[test]
