@@ -147,7 +147,16 @@ impl Scanner {
         if envelope.auth_user.is_some() || envelope.trusted {
             return None;
         }
-        let domains = dnsbl::message_domains(raw, envelope, self.config.dnsbl.max_domains);
+        let lists_config = &self.config.dnsbl.lists;
+        // Reading the domains parses the message: only when a list wants them.
+        let domains = if lists_config
+            .iter()
+            .any(|l| l.kind == dnsbl::ListKind::Domain)
+        {
+            dnsbl::message_domains(raw, envelope, self.config.dnsbl.max_domains)
+        } else {
+            Vec::new()
+        };
         Some(DnsblReport {
             findings: lists.check(envelope, &domains).await,
         })
