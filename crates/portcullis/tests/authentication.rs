@@ -63,7 +63,7 @@ fn message(from: &str, extra: &str) -> String {
 }
 
 fn send(w: &World, mail_from: &str, data: &str) -> common::SwaksRun {
-    w.gw.send_message(mail_from, "bob@example.test", data, &[])
+    w.gw.send_message(mail_from, "bob@example.test", data)
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn send(w: &World, name: &str, body: &str) -> common::SwaksRun {
         "From: Shop <news@shop.test>\r\nTo: bob@example.test\r\nSubject: offers\r\n\
          Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{name}@shop.test>\r\n\r\n{body}\r\n"
     );
-    w.gw.send_message("news@shop.test", "bob@example.test", &data, &[])
+    w.gw.send_message("news@shop.test", "bob@example.test", &data)
 }
 
 /// The symbols of the trace's scan, as `(name, score, detail)`.

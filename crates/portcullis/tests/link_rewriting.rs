@@ -68,7 +68,7 @@ fn signed(w: &World, body: &str) -> String {
 }
 
 fn send(w: &World, data: &str) -> common::SwaksRun {
-    w.gw.send_message("alice@pass.test", "bob@example.test", data, &[])
+    w.gw.send_message("alice@pass.test", "bob@example.test", data)
 }
 
 /// The message as the downstream server got it: smtp-sink's own X- lines

@@ -272,15 +272,12 @@ impl Gateway {
         swaks(self.smtp, args)
     }
 
-    /// Sends `data` (a whole message, headers included) from `from` to `to`,
-    /// with `extra` swaks arguments.
-    pub fn send_message(&self, from: &str, to: &str, data: &str, extra: &[&str]) -> SwaksRun {
+    /// Sends `data` (a whole message, headers included) from `from` to `to`.
+    pub fn send_message(&self, from: &str, to: &str, data: &str) -> SwaksRun {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         file.write_all(data.as_bytes()).expect("write message");
         let path = file.path().display().to_string();
-        let mut args = vec!["--from", from, "--to", to, "--data", &path];
-        args.extend_from_slice(extra);
-        swaks(self.smtp, &args)
+        swaks(self.smtp, &["--from", from, "--to", to, "--data", &path])
     }
 }
 
