@@ -284,4 +284,6 @@ fi
 # --- summary ----------------------------------------------------------------------
 echo >>"$OUT/summary.txt"
 python3 "$QDIR/summary.py" "$OUT" "$(nproc)" | tee -a "$OUT/summary.txt"
+echo >>"$OUT/summary.txt"
+python3 "$QDIR/ranking.py" "$OUT" | tee "$OUT/ranking.txt" | tee -a "$OUT/summary.txt"
 echo "results in $OUT" >&2
