@@ -7,7 +7,7 @@
 //! strings ([`super::MAX_VALUE`]) in one pass each, and at most
 //! [`super::MAX_RECIPIENTS`] To/Cc addresses are looked at.
 
-use super::{domain_of, registrable, shown, unfold, Head, MAX_FIELDS, MAX_RECIPIENTS, ONCE};
+use super::{domain_of, registrable, shown, unfold, Head, MAX_RECIPIENTS, ONCE};
 use crate::{Category, Finding};
 use mail_parser::{HeaderName, HeaderValue};
 
@@ -251,7 +251,10 @@ fn recipients(head: &Head<'_>, out: &mut Vec<Finding>) {
     // Distinct registrable domains over To and Cc.
     let mut total = 0usize;
     let mut domains: Vec<String> = Vec::new();
-    for h in head.msg.headers().iter().take(MAX_FIELDS) {
+    for h in head.msg.headers() {
+        if total >= MAX_RECIPIENTS {
+            break;
+        }
         if !matches!(h.name, HeaderName::To | HeaderName::Cc) {
             continue;
         }
@@ -316,6 +319,24 @@ mod tests {
             names(&f),
             ["MISSING_FROM", "MISSING_DATE", "MISSING_MESSAGE_ID"]
         );
+    }
+
+    #[test]
+    fn fields_after_a_flood_of_filler_are_not_missing() {
+        let filler: String = (0..1500).map(|i| format!("X-Filler-{i}: x\r\n")).collect();
+        let env = crate::Envelope {
+            client_ip: Some("203.0.113.5".parse().unwrap()),
+            ..Default::default()
+        };
+        let f = run_with(
+            &format!("{filler}{CLEAN}"),
+            &env,
+            &crate::ScanConfig::default(),
+        );
+        let found = names(&f);
+        for s in ["MISSING_FROM", "MISSING_DATE", "MISSING_MESSAGE_ID"] {
+            assert!(!found.contains(&s), "{found:?}");
+        }
     }
 
     #[test]
