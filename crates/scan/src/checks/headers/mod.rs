@@ -15,9 +15,10 @@
 //! (the parser has already read them all, so stopping early would only make
 //! fields after a flood of filler look missing); at most [`MAX_RECEIVED`]
 //! Received fields and [`MAX_RECIPIENTS`] To/Cc addresses are read further, and
-//! values longer than [`MAX_VALUE`] bytes are cut before any scan. Every scan is a single hand-written pass or `memchr`
-//! (linear time), nothing is compiled per message, and evidence quoted in a detail
-//! is stripped of control characters and cut to [`SHOWN`] characters.
+//! values longer than [`MAX_VALUE`] bytes are cut before any scan. Every scan is
+//! a single hand-written pass or `memchr` (linear time), nothing is compiled per
+//! message, and evidence quoted in a detail is stripped of control characters
+//! and cut to [`SHOWN`] characters.
 //!
 //! Time: dates are compared with [`View::received_at`] (the envelope's time in
 //! the gateway, else the newest Received date) and with the trace's own dates,
