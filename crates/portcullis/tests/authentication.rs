@@ -38,10 +38,9 @@ fn world() -> World {
     let gw = Gateway::start(
         "trusted_networks = []",
         &format!(
-            "[dns]\nservers = [\"127.0.0.1:{}\"]\n\
-             [[domains]]\nname = \"example.test\"\ndeliver_to = \"smtp://127.0.0.1:{}\"\n\
+            "{}\
              [scan.auth]\ntrusted_authserv_ids = [\"relay.example.test\"]\n",
-            dns.port, sink.port
+            common::resolve_and_deliver(&dns, &sink)
         ),
     );
     World {

@@ -27,8 +27,7 @@ fn world() -> World {
         // Loopback is trusted by default, and trusted clients are not checked.
         "trusted_networks = []",
         &format!(
-            "[dns]\nservers = [\"127.0.0.1:{}\"]\n\
-             [[domains]]\nname = \"example.test\"\ndeliver_to = \"smtp://127.0.0.1:{}\"\n\
+            "{}\
              [scan.auth]\nenabled = false\n\
              [[scan.dnsbl.lists]]\nzone = \"zen.test\"\nkind = \"ip\"\nsymbol = \"RCVD_IN_ZEN\"\nscore = 6.0\n\
              codes = [\"127.0.0.2\", \"127.0.0.3\", \"127.0.0.4\"]\n\
@@ -36,7 +35,7 @@ fn world() -> World {
              codes = [\"127.0.0.10\"]\n\
              [[scan.dnsbl.lists]]\nzone = \"refusing.test\"\nkind = \"ip\"\nsymbol = \"RCVD_IN_REFUSING\"\nscore = 50.0\n\
              [[scan.dnsbl.lists]]\nzone = \"dbl.test\"\nkind = \"domain\"\nsymbol = \"URIBL_DBL\"\nscore = 4.0\n",
-            dns.port, sink.port
+            common::resolve_and_deliver(&dns, &sink)
         ),
     );
     World {

@@ -46,12 +46,11 @@ fn world(trusted: &str) -> World {
     let gw = Gateway::start(
         &format!("trusted_networks = [{trusted}]"),
         &format!(
-            "[dns]\nservers = [\"127.0.0.1:{}\"]\n\
-             [[domains]]\nname = \"example.test\"\ndeliver_to = \"smtp://127.0.0.1:{}\"\n\
+            "{}\
              [links]\nenabled = true\nhost = \"links.example.test\"\n\
              [[scan.rules]]\nname = \"HOLD_ME\"\npart = \"header\"\nheader = \"Subject\"\n\
              pattern = \"HOLDME\"\nscore = 9.0\ncategory = \"spam\"\ndetail = \"test rule\"\n",
-            dns.port, sink.port
+            common::resolve_and_deliver(&dns, &sink)
         ),
     );
     World {

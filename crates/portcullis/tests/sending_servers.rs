@@ -47,10 +47,9 @@ fn world(trusted: &str, senders: &str) -> World {
     let gw = Gateway::start(
         &format!("trusted_networks = [{trusted}]"),
         &format!(
-            "[dns]\nservers = [\"127.0.0.1:{}\"]\n\
-             [[domains]]\nname = \"example.test\"\ndeliver_to = \"smtp://127.0.0.1:{}\"\n\
+            "{}\
              [senders]\n{senders}\n",
-            dns.port, sink.port
+            common::resolve_and_deliver(&dns, &sink)
         ),
     );
     World {

@@ -909,6 +909,17 @@ pub fn rsa_key(dir: &std::path::Path) -> (String, String) {
     )
 }
 
+/// Configuration that sends the gateway's DNS questions to `dns` and delivers
+/// mail for example.test to `sink`: where every test of the scanning path
+/// starts.
+pub fn resolve_and_deliver(dns: &Dns, sink: &Sink) -> String {
+    format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\n\
+         [[domains]]\nname = \"example.test\"\ndeliver_to = \"smtp://127.0.0.1:{}\"\n",
+        dns.port, sink.port
+    )
+}
+
 /// dnsmasq TXT option with the value split into 200-byte strings (a TXT string
 /// holds at most 255 bytes; DKIM joins them). No shell is involved, so the
 /// strings are not quoted (dnsmasq would keep the quotes); commas separate them.
